@@ -1,0 +1,1 @@
+"""Diffusion algorithms as pure functions over a mask predictor: sampling and likelihood."""

