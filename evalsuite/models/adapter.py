@@ -61,6 +61,24 @@ def task_settings(task: str | None, family: str) -> dict[str, Any]:
     return dict(diffusion_settings(task, family))
 
 
+def _init_distributed(device: str | None) -> tuple[int, torch.device]:
+    """Join the process group that ``accelerate launch`` / ``torchrun`` describe in the env.
+
+    gloo on CPU, nccl on CUDA; each process takes the GPU of its LOCAL_RANK.
+    """
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return dist.get_rank(), dev
+
+
 class LLaDAEvalModel(LM):
     """lm-eval ``LM`` for LLaDA-family checkpoints (``--model llada``)."""
 
@@ -107,16 +125,10 @@ class LLaDAEvalModel(LM):
         self.use_task_settings = bool(use_task_settings)
 
         self._world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        self.accelerator = None
+        self._rank = 0
+        self._device = torch.device(device or default_device())
         if self._world_size > 1:
-            from accelerate import Accelerator
-
-            self.accelerator = Accelerator()
-            self._rank = self.accelerator.process_index
-            self._device = self.accelerator.device
-        else:
-            self._rank = 0
-            self._device = torch.device(device or default_device())
+            self._rank, self._device = _init_distributed(device)
         self.model: DiffusionLM = load_model(
             self.preset.hub_id, dtype=self.preset.dtype, device=self._device,
             revision=self.preset.revision,
@@ -150,10 +162,17 @@ class LLaDAEvalModel(LM):
         )
 
     def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
-        return self.accelerator.gather(tensor) if self.accelerator else tensor
+        if self._world_size == 1:
+            return tensor
+        import torch.distributed as dist
+
+        flat = tensor.reshape(-1)
+        parts = [torch.zeros_like(flat) for _ in range(self._world_size)]
+        dist.all_gather(parts, flat)
+        return torch.cat(parts)
 
     def gather_object(self, obj: Any, dst: int = 0) -> Any:
-        if not self.accelerator:
+        if self._world_size == 1:
             return [obj]
         import torch.distributed as dist
 
@@ -162,8 +181,10 @@ class LLaDAEvalModel(LM):
         return out
 
     def barrier(self) -> None:
-        if self.accelerator:
-            self.accelerator.wait_for_everyone()
+        if self._world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
 
     # ----- helpers ------------------------------------------------------------------------
     def _encode(self, text: str) -> list[int]:

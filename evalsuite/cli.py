@@ -1,0 +1,166 @@
+"""Command line: ``evalsuite run | tasks | models | report | gate``.
+
+Thin over the Python API; heavy imports happen inside the commands. User errors print one
+message (no traceback) and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from evalsuite.errors import EXIT_USAGE, EvalsuiteError
+
+SETTING_FLAGS: dict[str, type] = {
+    "gen_length": int, "steps": int, "block_length": int, "temperature": float,
+    "cfg_scale": float, "remasking": str, "mc_num": int,
+}
+BOOL_FLAGS = ("logits_eos_inf", "confidence_eos_eot_inf")
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def add_run_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="evaluate a model on tasks and store the result",
+                       description="Evaluate a model on tasks through lm-eval; writes a run "
+                       "directory under --output.")
+    p.add_argument("--model", required=True, help="preset name (see `evalsuite models`), "
+                   "local checkpoint directory or hub id")
+    p.add_argument("--tasks", required=True, type=_csv, help="comma-separated task names, "
+                   "short (gsm8k) or full (llada_gsm8k); see `evalsuite tasks`")
+    p.add_argument("--limit", type=int, default=None, help="documents per task")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--output", type=Path, default=Path("results/runs"))
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="offline data directory in the layout of shared/data "
+                   "(default: $EVALSUITE_DATA_DIR, else the hub datasets)")
+    p.add_argument("--seed", type=int, default=1234, help="base seed of per-request generators")
+    p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16")
+    p.add_argument("--backend", choices=("llada", "hf", "vllm"), default=None)
+    p.add_argument("--revision", default=None, help="hub revision of the weights")
+    fam = p.add_mutually_exclusive_group()
+    fam.add_argument("--instruct", dest="family", action="store_const", const="instruct",
+                     help="instruct protocol (chat template, Instruct settings)")
+    fam.add_argument("--base", dest="family", action="store_const", const="base")
+    p.add_argument("--num-fewshot", type=int, default=None)
+    p.add_argument("--allow-code-execution", action="store_true",
+                   help="confirm running model-written code (HumanEval) in the sandbox")
+    p.add_argument("--include-path", type=Path, action="append", default=[],
+                   help="extra lm-eval task directory (repeatable)")
+    g = p.add_argument_group("diffusion settings (override the task's)")
+    for name, kind in SETTING_FLAGS.items():
+        g.add_argument("--" + name.replace("_", "-"), type=kind, default=None, dest=name)
+    for name in BOOL_FLAGS:
+        g.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction,
+                       default=None, dest=name)
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from evalsuite.runner import RunSpec, evaluate, plan
+
+    overrides = {k: getattr(args, k) for k in (*SETTING_FLAGS, *BOOL_FLAGS)
+                 if getattr(args, k) is not None}
+    data_dir = args.data_dir or (Path(os.environ["EVALSUITE_DATA_DIR"])
+                                 if os.environ.get("EVALSUITE_DATA_DIR") else None)
+    spec = RunSpec(
+        model=args.model, tasks=args.tasks, limit=args.limit, device=args.device,
+        batch_size=args.batch_size, output=args.output, data_dir=data_dir, seed=args.seed,
+        overrides=overrides, backend=args.backend, family=args.family, dtype=args.dtype,
+        revision=args.revision, num_fewshot=args.num_fewshot,
+        allow_code_execution=args.allow_code_execution, include_path=tuple(args.include_path),
+    )
+    p = plan(spec)
+    print(f"evalsuite: {p.preset.name} ({p.preset.backend}, {p.preset.dtype}, {p.preset.family}) "
+          f"on {', '.join(p.task_names)}", file=sys.stderr)
+    run_dir = evaluate(spec)
+    if str(run_dir):
+        _print_summary(run_dir)
+    return 0
+
+
+def _print_summary(run_dir: Path) -> None:
+    import json
+
+    record = json.loads((run_dir / "run.json").read_text())
+    print(f"run written to {run_dir}")
+    for task, info in sorted((record.get("tasks") or {}).items()):
+        metrics = info.get("metrics") or {}
+        shown = ", ".join(
+            f"{m}={v['value']:.4f}±{v.get('stderr') or 0:.4f}" if isinstance(v, dict) else f"{m}={v}"
+            for m, v in metrics.items()
+        )
+        print(f"  {task}: {shown}")
+
+
+def add_tasks_parser(sub: Any) -> None:
+    p = sub.add_parser("tasks", help="list the task names")
+    p.set_defaults(func=cmd_tasks)
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from evalsuite.tasks.registry import SHORT_NAMES, known_task_names
+
+    names = known_task_names()
+    print("short name -> task")
+    for short, full in SHORT_NAMES.items():
+        print(f"  {short:15s} {full}")
+    print(f"{len(names)} task and group names in tasks/ (subtasks included)")
+    return 0
+
+
+def add_models_parser(sub: Any) -> None:
+    p = sub.add_parser("models", help="list the model presets")
+    p.set_defaults(func=cmd_models)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from evalsuite.presets import PRESETS
+
+    for preset in PRESETS.values():
+        print(f"{preset.name:22s} {preset.backend:6s} {preset.family:9s} {preset.dtype:9s} "
+              f"{preset.hub_id if not preset.hub_id.startswith('/') else 'bundled'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evalsuite",
+        description="Evaluate masked diffusion LMs (LLaDA family) and ARM baselines.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_run_parser(sub)
+    add_tasks_parser(sub)
+    add_models_parser(sub)
+    from evalsuite.report.cli import add_gate_parser, add_report_parser
+
+    add_report_parser(sub)
+    add_gate_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except EvalsuiteError as exc:
+        print(f"evalsuite: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("evalsuite: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

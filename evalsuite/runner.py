@@ -1,0 +1,282 @@
+"""Run tasks through lm-eval's real ``simple_evaluate`` and store the result.
+
+:func:`plan` resolves and validates everything (model preset, task names, settings, data
+directory) without loading weights; :func:`evaluate` runs the plan task by task, so that a
+failure in one task keeps the tasks already computed: they are written to the results store
+before the error is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalsuite.config import SamplerConfig, split_settings
+from evalsuite.errors import ConfigError
+from evalsuite.presets import Backend, Family, ModelPreset, resolve_model
+
+log = logging.getLogger(__name__)
+
+DATA_DIR_ENV = "EVALSUITE_DATA_DIR"
+CODE_EXEC_ENV = "EVALSUITE_ALLOW_CODE_EXECUTION"
+SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234,
+         "fewshot_random_seed": 1234}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One evaluation run, as the CLI or a caller asks for it."""
+
+    model: str
+    """Preset name, local checkpoint directory or hub id."""
+    tasks: tuple[str, ...]
+    """Short (``gsm8k``) or full (``llada_gsm8k``) task names."""
+    limit: int | None = None
+    """Documents per task (None: all)."""
+    device: str | None = None
+    """torch device; default CUDA when available."""
+    batch_size: int = 1
+    """Requests per forward batch."""
+    output: Path = Path("results/runs")
+    """Results store root; a new run directory is created under it."""
+    data_dir: Path | None = None
+    """Offline data in the layout of shared/data (sets EVALSUITE_DATA_DIR)."""
+    seed: int = 1234
+    """Base seed of the per-request generators."""
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    """Diffusion settings that win over the task's (gen_length, steps, mc_num, ...)."""
+    backend: Backend | None = None
+    family: Family | None = None
+    dtype: str | None = None
+    revision: str | None = None
+    num_fewshot: int | None = None
+    allow_code_execution: bool = False
+    """Confirm running model-written code (HumanEval), in the sandbox."""
+    include_path: tuple[Path, ...] = ()
+    """Extra task directories."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated run: what will be loaded and evaluated."""
+
+    spec: RunSpec
+    preset: ModelPreset
+    task_names: tuple[str, ...]
+
+
+def plan(spec: RunSpec) -> Plan:
+    """Validate the spec and resolve names; raises before any weight loads."""
+    from evalsuite.tasks.registry import resolve_tasks, tasks_dir
+
+    preset = resolve_model(spec.model, backend=spec.backend, family=spec.family,
+                           dtype=spec.dtype, revision=spec.revision)
+    if not spec.tasks:
+        raise ConfigError("no tasks given; pass --tasks, e.g. --tasks gsm8k,mmlu")
+    if spec.limit is not None and spec.limit <= 0:
+        raise ConfigError(f"--limit must be a positive integer, got {spec.limit}")
+    if spec.batch_size <= 0:
+        raise ConfigError(f"--batch-size must be a positive integer, got {spec.batch_size}")
+    sampler, estimator = split_settings(dict(spec.overrides))
+    if sampler:
+        from evalsuite.models.requests import fill_lengths
+
+        SamplerConfig(**fill_lengths(sampler, sampler.get("gen_length", 256)))
+    if "mc_num" in estimator and int(estimator["mc_num"]) <= 0:
+        raise ConfigError(f"mc_num must be a positive integer, got {estimator['mc_num']}")
+    if preset.backend != "llada" and spec.overrides:
+        raise ConfigError(
+            f"diffusion settings ({', '.join(sorted(spec.overrides))}) apply to LLaDA-family "
+            f"models only; {preset.name} runs on lm-eval's {preset.backend} backend"
+        )
+    if spec.data_dir is not None and not Path(spec.data_dir).is_dir():
+        raise ConfigError(
+            f"data directory {spec.data_dir} does not exist; pass a directory in the layout of "
+            "shared/data (gsm8k/test.jsonl, mmlu/test/*.csv, ...) or omit --data-dir"
+        )
+    names = resolve_tasks(list(spec.tasks), preset.family)
+    unsafe = unsafe_task_names(names, [tasks_dir(), *spec.include_path])
+    if unsafe and not (spec.allow_code_execution or os.environ.get(CODE_EXEC_ENV) == "1"):
+        from evalsuite.tasks.code_exec import CodeExecutionNotAllowedError
+
+        raise CodeExecutionNotAllowedError(
+            f"task(s) {', '.join(unsafe)} execute model-written code; to run them, pass "
+            f"--allow-code-execution (or set {CODE_EXEC_ENV}=1); programs run in the sandbox "
+            "of evalsuite.tasks.code_exec"
+        )
+    for extra in spec.include_path:
+        if not Path(extra).is_dir():
+            raise ConfigError(f"--include-path {extra} is not a directory")
+    return Plan(spec, preset, tuple(names))
+
+
+def unsafe_task_names(names: list[str], dirs: list[Path]) -> list[str]:
+    """Requested tasks whose YAML (or a YAML it includes) says ``unsafe_code: true``."""
+    import re
+
+    flag = re.compile(r"^unsafe_code:\s*true\s*$", re.MULTILINE | re.IGNORECASE)
+    include = re.compile(r"^include:\s*['\"]?([\w.\-/]+)", re.MULTILINE)
+    task = re.compile(r"^task:\s*['\"]?([\w.\-]+)", re.MULTILINE)
+
+    def is_unsafe(path: Path, depth: int = 0) -> bool:
+        text = path.read_text(encoding="utf-8")
+        if flag.search(text):
+            return True
+        parent = include.search(text)
+        return bool(parent and depth < 8 and (path.parent / parent.group(1)).is_file()
+                    and is_unsafe(path.parent / parent.group(1), depth + 1))
+
+    unsafe: set[str] = set()
+    for directory in dirs:
+        for path in Path(directory).rglob("*.yaml"):
+            found = set(task.findall(path.read_text(encoding="utf-8"))) & set(names)
+            if found and is_unsafe(path):
+                unsafe |= found
+    return sorted(unsafe)
+
+
+def _task_manager(spec: RunSpec) -> Any:
+    from lm_eval.tasks import TaskManager
+
+    from evalsuite.tasks.registry import tasks_dir
+
+    paths = [str(tasks_dir()), *(str(p) for p in spec.include_path)]
+    return TaskManager(include_path=paths, include_defaults=False)
+
+
+def build_lm(p: Plan) -> Any:
+    """The lm-eval ``LM`` for the plan: our ``llada`` adapter or lm-eval's own hf/vllm."""
+    spec, preset = p.spec, p.preset
+    if preset.backend == "llada":
+        from evalsuite.models.adapter import LLaDAEvalModel
+
+        return LLaDAEvalModel(
+            pretrained=spec.model, dtype=preset.dtype, device=spec.device,
+            batch_size=spec.batch_size, family=preset.family, seed=spec.seed,
+            revision=preset.revision, **dict(spec.overrides),
+        )
+    import lm_eval.api.registry
+
+    import evalsuite.lm_eval_plugin  # noqa: F401
+    from evalsuite.models.arm import lm_eval_model_args
+    from evalsuite.models.loader import default_device
+
+    name, args = lm_eval_model_args(preset, device=spec.device or default_device(),
+                                    batch_size=spec.batch_size)
+    return lm_eval.api.registry.get_model(name).create_from_arg_obj(args)
+
+
+def _merge(into: dict[str, Any], out: Mapping[str, Any]) -> None:
+    """Merge one ``simple_evaluate`` output into the accumulated one."""
+    for key, value in out.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            into[key].update(value)
+        elif key not in into:
+            into[key] = value
+
+
+def _device_name(lm: Any) -> str:
+    import torch
+
+    device = str(getattr(lm, "device", None) or getattr(lm, "_device", "cpu"))
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name()})"
+    return device
+
+
+def evaluate(spec: RunSpec) -> Path:
+    """Evaluate and write a run directory; returns its path.
+
+    Tasks run one after another in one process with one model. If a task fails, the tasks
+    already finished are written as a run (with the failure recorded) before re-raising.
+    """
+    p = plan(spec)
+    if spec.data_dir is not None:
+        os.environ[DATA_DIR_ENV] = str(Path(spec.data_dir).resolve())
+    if spec.allow_code_execution:
+        os.environ[CODE_EXEC_ENV] = "1"
+    import evalsuite.lm_eval_plugin  # noqa: F401
+    from lm_eval import simple_evaluate
+
+    from evalsuite.results.provenance import collect_environment
+    from evalsuite.results.store import write_run_from_lm_eval
+
+    started = time.time()
+    lm = build_lm(p)
+    tm = _task_manager(spec)
+    combined: dict[str, Any] = {}
+    failure: BaseException | None = None
+    for name in p.task_names:
+        try:
+            out = simple_evaluate(
+                model=lm, tasks=[name], task_manager=tm, limit=spec.limit,
+                num_fewshot=spec.num_fewshot, log_samples=True,
+                apply_chat_template=p.preset.chat_template,
+                fewshot_as_multiturn=p.preset.chat_template and spec.num_fewshot != 0,
+                confirm_run_unsafe_code=spec.allow_code_execution, **SEEDS,
+            )
+        except (Exception, KeyboardInterrupt) as exc:  # keep the finished tasks
+            failure = exc
+            break
+        if out is not None:
+            _merge(combined, out)
+    stats, settings = _gather_stats(lm)
+    if getattr(lm, "rank", 0) != 0:
+        if failure:
+            raise failure
+        return Path()
+    if not combined.get("results"):
+        if failure:
+            raise failure
+        raise ConfigError("no task produced results")
+    meta = {
+        "model": {
+            "preset": p.preset.name, "backend": p.preset.backend, "resolved_id": p.preset.hub_id,
+            "revision": p.preset.revision, "dtype": p.preset.dtype, "family": p.preset.family,
+            "chat_template": p.preset.chat_template,
+            "special_tokens": lm.tokens.as_dict() if hasattr(lm, "tokens") else {},
+        },
+        "settings": settings,
+        "seeds": {**SEEDS, "request_seed_base": spec.seed},
+        "device": _device_name(lm),
+        "limit": spec.limit,
+        "wall_time_s": time.time() - started,
+        "argv": list(sys.argv),
+        "environment": collect_environment(),
+        "totals": {k: v for k, v in _totals(stats).items() if k != "seconds"},
+        "requested_tasks": list(p.task_names),
+        "failed": None if failure is None else f"{type(failure).__name__}: {failure}",
+        "overrides": dict(spec.overrides),
+        "world_size": getattr(lm, "world_size", 1),
+    }
+    run_dir = write_run_from_lm_eval(Path(spec.output), combined, meta, stats)
+    if failure:
+        log.error("a task failed; the finished tasks were saved in %s", run_dir)
+        raise failure
+    return run_dir
+
+
+def _gather_stats(lm: Any) -> tuple[dict[tuple[str, int], dict], dict[str, dict]]:
+    stats = {k: dict(v) for k, v in getattr(lm, "request_stats", {}).items()}
+    settings = dict(getattr(lm, "settings_used", {}))
+    if getattr(lm, "world_size", 1) > 1:
+        gathered = lm.gather_object((stats, settings), dst=0)
+        if gathered:
+            stats, settings = {}, {}
+            for part_stats, part_settings in gathered:
+                stats.update(part_stats)
+                settings.update(part_settings)
+    return stats, settings
+
+
+def _totals(stats: Mapping[Any, Mapping[str, float]]) -> dict[str, float]:
+    keys = ("nfe", "generated_tokens", "seconds")
+    return {k: sum(s.get(k, 0) for s in stats.values()) for k in keys}
+
+

@@ -1,0 +1,39 @@
+"""Data parallel: 2 CPU processes (gloo) under `accelerate launch` give the 1-process results."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HELPER = Path(__file__).parent / "helpers" / "dp_eval.py"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single, double = tmp_path / "one.json", tmp_path / "two.json"
+    subprocess.run([sys.executable, str(HELPER), str(single)], check=True, env=env,
+                   capture_output=True, timeout=600)
+    launcher = Path(sys.executable).parent / "accelerate"
+    proc = subprocess.run(
+        [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no",
+         "--main_process_port", str(_free_port()), str(HELPER), str(double)],
+        env={**env, "CUDA_VISIBLE_DEVICES": ""}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one, two = json.loads(single.read_text()), json.loads(double.read_text())
+    assert (one["world_size"], two["world_size"]) == (1, 2)
+    assert two["samples"] == one["samples"]
+    assert len(two["samples"]["tiny_qa_gen"]) == 6

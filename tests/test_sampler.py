@@ -1,0 +1,165 @@
+"""Diffusion sampler: schedule, settings validation, CFG, randomness, EOS flags."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import evalsuite
+from evalsuite.config import SamplerConfig
+from evalsuite.diffusion.sampler import diffusion_generate, transfer_schedule
+from evalsuite.errors import ConfigError
+
+MASK = 1000
+
+
+def test_transfer_schedule_is_linear_with_remainder_first():
+    sched = transfer_schedule(torch.tensor([10, 4, 0]), 4)
+    assert sched.tolist() == [[3, 3, 2, 2], [1, 1, 1, 1], [0, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"gen_length": 100, "block_length": 48, "steps": 10}, "gen_length 100 is not a multiple of block_length 48"),
+    ({"gen_length": 64, "block_length": 16, "steps": 10}, "steps 10 is not divisible by the number of blocks 4"),
+    ({"gen_length": 16, "block_length": 32, "steps": 16}, "block_length 32 is larger than gen_length 16"),
+    ({"gen_length": -8, "block_length": 8, "steps": 8}, "gen_length must be a positive integer, got -8"),
+    ({"gen_length": 8, "block_length": 8, "steps": 8, "temperature": -1.0}, "temperature must be >= 0"),
+    ({"gen_length": 8, "block_length": 8, "steps": 8, "remasking": "top_k"}, "remasking must be one of"),
+])
+def test_invalid_settings_name_the_values(kwargs, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        SamplerConfig(**kwargs)
+
+
+def test_cfg_without_attention_mask_runs_and_differs(golden_model, golden):
+    prompt = golden["gen0.prompt"]
+    plain = evalsuite.generate(golden_model, prompt, steps=8, gen_length=8, block_length=8)
+    guided = evalsuite.generate(golden_model, prompt, steps=8, gen_length=8, block_length=8,
+                                cfg_scale=2.0)
+    assert guided.tokens.shape == plain.tokens.shape
+    assert not torch.equal(guided.tokens, plain.tokens)
+    assert (guided.generated != MASK).all()
+
+
+def test_cfg_with_attention_mask_equals_rows_alone(golden_model, golden):
+    prompts, mask = golden["genbatch.prompt"], golden["genbatch.attention_mask"]
+    batch = evalsuite.generate(golden_model, prompts, mask, steps=8, gen_length=8,
+                               block_length=8, cfg_scale=1.0)
+    for row in range(3):
+        alone = evalsuite.generate(golden_model, prompts[row:row + 1, mask[row].bool()],
+                                   steps=8, gen_length=8, block_length=8, cfg_scale=1.0)
+        assert torch.equal(alone.generated[0], batch.generated[row])
+
+
+def test_temperature_sampling_is_reproducible_from_the_seed(golden_model, golden):
+    prompt = golden["gen0.prompt"]
+    kwargs = dict(steps=8, gen_length=16, block_length=8, temperature=1.0)
+    a = evalsuite.generate(golden_model, prompt, seed=1, **kwargs)
+    b = evalsuite.generate(golden_model, prompt, seed=1, **kwargs)
+    c = evalsuite.generate(golden_model, prompt, seed=2, **kwargs)
+    greedy = evalsuite.generate(golden_model, prompt, steps=8, gen_length=16, block_length=8)
+    assert torch.equal(a.tokens, b.tokens)
+    assert not torch.equal(a.tokens, c.tokens) or not torch.equal(a.tokens, greedy.tokens)
+
+
+def test_per_row_generators_make_sampling_batch_invariant(golden_model, golden):
+    prompts, mask = golden["genbatch.prompt"], golden["genbatch.attention_mask"]
+    config = SamplerConfig(gen_length=8, steps=8, block_length=8, temperature=0.7,
+                           remasking="random")
+    gens = [torch.Generator().manual_seed(10 + r) for r in range(3)]
+    batch = diffusion_generate(golden_model, prompts, mask, config=config, mask_id=MASK,
+                               generator=gens)
+    for row in range(3):
+        alone = diffusion_generate(golden_model, prompts[row:row + 1, mask[row].bool()],
+                                   config=config, mask_id=MASK,
+                                   generator=[torch.Generator().manual_seed(10 + row)])
+        assert torch.equal(alone.generated[0], batch.generated[row])
+
+
+class _PrefersEos(torch.nn.Module):
+    """A stand-in network whose logits favour EOS (id 3) everywhere, then token 5, 6, ..."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask=None, positions=None):
+        b, t = input_ids.shape
+        logits = torch.full((b, t, 16), -10.0)
+        logits[:, :, 3] = 5.0
+        logits[:, :, 4] = 4.0  # EoT
+        ramp = torch.linspace(0.0, 3.0, t)
+        logits[:, :, 5] = ramp  # confidence of token 5 grows to the right
+        return logits if positions is None else logits[:, positions]
+
+
+def test_logits_eos_inf_never_emits_eos():
+    net = _PrefersEos()
+    config = SamplerConfig(gen_length=8, steps=8, block_length=8, logits_eos_inf=True)
+    out = diffusion_generate(net, torch.tensor([[7, 8]]), config=config, mask_id=1, eos_id=3)
+    assert (out.generated != 3).all()
+    config = SamplerConfig(gen_length=8, steps=8, block_length=8)
+    out = diffusion_generate(net, torch.tensor([[7, 8]]), config=config, mask_id=1, eos_id=3)
+    assert (out.generated == 3).all()
+
+
+def test_confidence_eos_eot_inf_commits_eos_and_eot_last():
+    net = _PrefersEos()
+    config = SamplerConfig(gen_length=4, steps=4, block_length=4, confidence_eos_eot_inf=True,
+                           logits_eos_inf=True)
+    # with EOS banned, EoT (id 4) is the argmax everywhere; the flag must commit it last, so
+    # the first step commits nothing else either: every position predicts EoT and all are last.
+    out = diffusion_generate(net, torch.tensor([[7, 8]]), config=config, mask_id=1, eos_id=3, eot_id=4)
+    assert (out.generated == 4).all()
+
+
+class _MixedPredictor(torch.nn.Module):
+    """Position 0 of the answer predicts EOS with high confidence; others token 9, lower."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, input_ids, attention_mask=None, positions=None):
+        b, t = input_ids.shape
+        self.seen.append(input_ids.clone())
+        logits = torch.zeros((b, t, 16))
+        logits[:, :, 9] = 2.0
+        logits[:, 2, 3] = 20.0  # first answer position (prompt length 2): EOS, very confident
+        return logits if positions is None else logits[:, positions]
+
+
+def test_eos_confidence_flag_changes_commit_order():
+    config = SamplerConfig(gen_length=4, steps=4, block_length=4)
+    net = _MixedPredictor()
+    diffusion_generate(net, torch.tensor([[7, 8]]), config=config, mask_id=1, eos_id=3)
+    assert net.seen[1][0, 2].item() == 3  # without the flag EOS is committed first
+    net = _MixedPredictor()
+    flagged = config.replace(confidence_eos_eot_inf=True)
+    out = diffusion_generate(net, torch.tensor([[7, 8]]), config=flagged, mask_id=1, eos_id=3)
+    assert net.seen[1][0, 2].item() == 1  # still masked after step 1: committed last
+    assert net.seen[3][0, 2].item() == 1
+    assert out.generated[0, 0].item() == 3
+
+
+def test_semi_autoregressive_blocks_fill_left_to_right(golden_model, golden):
+    seen: list[torch.Tensor] = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = golden_model
+
+        def forward(self, input_ids, attention_mask=None, positions=None):
+            seen.append(input_ids.clone())
+            return self.inner(input_ids, attention_mask, positions)
+
+    prompt = golden["gen1.prompt"]
+    p = prompt.shape[1]
+    config = SamplerConfig(gen_length=16, steps=8, block_length=8)
+    out = diffusion_generate(Spy(), prompt, config=config, mask_id=MASK)
+    assert out.nfe == 8
+    after_first_block = seen[4][0]
+    assert (after_first_block[p:p + 8] != MASK).all()
+    assert (after_first_block[p + 8:] == MASK).all()
