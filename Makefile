@@ -59,6 +59,18 @@ VALIDATE_DATA ?= ../shared/data
 validate-tasks: $(STAMP)
 	EVALSUITE_DATA_DIR=$(VALIDATE_DATA) $(BIN)/python -m evalsuite.tasks.validate
 
+RUNS ?= results/runs
+NAME ?= report
+BASELINE ?=
+CANDIDATE ?=
+POLICY ?= gate-policy.json
+GATE_ARGS ?=
+report: $(STAMP)
+	$(BIN)/evalsuite report $(RUNS) $(if $(BASELINE),--baseline $(BASELINE),) -o reports/$(NAME).html
+
+gate: $(STAMP)
+	$(BIN)/evalsuite gate --baseline $(BASELINE) --candidate $(CANDIDATE) --policy $(POLICY) $(GATE_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 

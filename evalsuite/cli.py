@@ -92,7 +92,9 @@ def _print_summary(run_dir: Path) -> None:
 
     record = json.loads((run_dir / "run.json").read_text())
     print(f"run written to {run_dir}")
-    for task, info in sorted((record.get("tasks") or {}).items()):
+    tasks = record.get("tasks") or {}
+    requested = [t for t in (record.get("extra") or {}).get("requested_tasks", []) if t in tasks]
+    for task, info in ((t, tasks[t]) for t in (requested or sorted(tasks))):
         metrics = info.get("metrics") or {}
         shown = ", ".join(
             f"{m}={v['value']:.4f}±{v.get('stderr') or 0:.4f}" if isinstance(v, dict) else f"{m}={v}"

@@ -101,3 +101,29 @@ def test_cfg_single_token_matches_manual_guidance(golden_model, golden):
 def test_invalid_estimator_settings_are_named(kwargs, fragment):
     with pytest.raises(ConfigError, match=fragment):
         EstimatorConfig(**kwargs)
+
+
+def test_choices_sharing_the_masked_input_cost_one_row(golden_model, golden):
+    """Single-token choices of one question share `prompt + [M]`: one row, exact values."""
+    prompt = golden["ll0.prompt"]
+    answers = [torch.tensor([t]) for t in (5, 77, 901, 3)]
+    rows_seen: list[int] = []
+    original = golden_model.hidden_states
+
+    def spy(ids, mask=None):
+        rows_seen.append(ids.shape[0])
+        return original(ids, mask)
+
+    golden_model.hidden_states = spy
+    try:
+        shared = estimate_loglikelihood(golden_model, [(prompt, a) for a in answers],
+                                        config=EstimatorConfig(mc_num=1, batch_size=1), mask_id=1000)
+    finally:
+        del golden_model.hidden_states
+    assert rows_seen == [1]
+    x = torch.cat([prompt, torch.tensor([1000])])[None]
+    with torch.no_grad():
+        logp = torch.log_softmax(golden_model(x)[0, -1], -1)
+    for a, res in zip(answers, shared):
+        assert res.exact and res.value == pytest.approx(logp[a[0]].item(), abs=1e-5)
+        assert res.greedy == (int(logp.argmax()) == int(a[0]))

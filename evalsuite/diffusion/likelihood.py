@@ -42,6 +42,8 @@ class LikelihoodResult:
     """Monte Carlo rows used (1 when exact)."""
     exact: bool
     """True when the bound was computed exactly (single-token answer)."""
+    greedy: bool | None = None
+    """For exact results: whether the answer token is the argmax (lm-eval's is_greedy)."""
 
 
 @dataclass(frozen=True)
@@ -93,20 +95,20 @@ def _build_rows(
 
 
 def _score_rows(
-    model: torch.nn.Module, rows: Sequence[_Row], targets: Sequence[torch.Tensor],
+    model: torch.nn.Module, rows: Sequence[_Row], targets: Sequence[Sequence[torch.Tensor]],
     prompt_lengths: Sequence[int], cfg_scale: float, mask_id: int, device: torch.device,
-) -> list[float]:
-    """Sum of log p(target) over each row's masked positions, one forward pass."""
+) -> list[list[tuple[float, bool]]]:
+    """One forward pass over distinct rows; for each row and each of its target sequences,
+    the sum of log p(target) over the masked positions and whether every target is argmax."""
     width = max(int(r.tokens.numel()) for r in rows)
     n = len(rows)
     x = torch.full((n, width), mask_id, dtype=torch.long)
     keep = torch.zeros((n, width), dtype=torch.long)
     masked = torch.zeros((n, width), dtype=torch.bool)
-    gold = torch.zeros((n, width), dtype=torch.long)
-    for i, (row, target) in enumerate(zip(rows, targets)):
+    for i, row in enumerate(rows):
         t = int(row.tokens.numel())
-        x[i, :t], keep[i, :t], masked[i, :t], gold[i, :t] = row.tokens, 1, row.masked, target
-    x, keep, masked, gold = x.to(device), keep.to(device), masked.to(device), gold.to(device)
+        x[i, :t], keep[i, :t], masked[i, :t] = row.tokens, 1, row.masked
+    x, keep, masked = x.to(device), keep.to(device), masked.to(device)
     if cfg_scale > 0:
         un_x = x.clone()
         for i, p in enumerate(prompt_lengths):
@@ -117,11 +119,22 @@ def _score_rows(
         logits = uncond + (cfg_scale + 1) * (cond - uncond)
     else:
         hidden = model.hidden_states(x, keep)
-        logits = model.head(hidden[masked]).float()  # [N, V]
-    logp = F.log_softmax(logits, dim=-1).gather(-1, gold[masked][:, None]).squeeze(-1)  # [N]
-    row_of = torch.arange(n, device=device)[:, None].expand(n, width)[masked]
-    sums = torch.zeros(n, dtype=torch.float64, device=device).index_add_(0, row_of, logp.double())
-    return sums.tolist()
+        logits = model.head(hidden[masked]).float()  # [N, V] over the masked positions of all rows
+    logp = F.log_softmax(logits, dim=-1)
+    best = logp.argmax(dim=-1)  # [N]
+    counts = masked.sum(dim=1).tolist()
+    out: list[list[tuple[float, bool]]] = []
+    start = 0
+    for i, row in enumerate(rows):
+        span = slice(start, start + counts[i])
+        start += counts[i]
+        scored = []
+        for target in targets[i]:
+            gold = target.to(device)[row.masked.to(device)]  # [n_i]
+            lp = logp[span].gather(-1, gold[:, None]).squeeze(-1)
+            scored.append((float(lp.double().sum()), bool((best[span] == gold).all())))
+        out.append(scored)
+    return out
 
 
 @torch.no_grad()
@@ -137,7 +150,9 @@ def estimate_loglikelihood(
     """Estimate the bound for each ``(prompt_ids [P], answer_ids [L])`` pair.
 
     ``generators[i]`` drives every random draw of request i, so its estimate does not depend
-    on the other requests. ``max_rows`` sequences go through the network per forward pass.
+    on the other requests. ``max_rows`` distinct sequences go through the network per forward
+    pass. Identical masked sequences are evaluated once: the choices of a multiple-choice
+    question with one-token answers share the input ``prompt + [M]`` and cost one row.
     """
     if generators is None:
         generators = [None] * len(requests)
@@ -151,29 +166,40 @@ def estimate_loglikelihood(
         rows += built
         targets += [seq] * len(built)
         prompt_len += [int(prompt.numel())] * len(built)
-    order = sorted(range(len(rows)), key=lambda r: int(rows[r].tokens.numel()))
+    distinct: dict[tuple[bytes, int], list[int]] = {}
+    for r, row in enumerate(rows):
+        key = (row.tokens.numpy().tobytes(), prompt_len[r])
+        distinct.setdefault(key, []).append(r)
+    groups = sorted(distinct.values(), key=lambda members: int(rows[members[0]].tokens.numel()))
     scores = [0.0] * len(rows)
+    greedy = [False] * len(rows)
     device = next(model.parameters()).device
-    for start in range(0, len(order), max_rows):
-        chunk = order[start:start + max_rows]
-        sums = _score_rows(
-            model, [rows[r] for r in chunk], [targets[r] for r in chunk],
-            [prompt_len[r] for r in chunk], config.cfg_scale, mask_id, device,
+    for start in range(0, len(groups), max_rows):
+        chunk = groups[start:start + max_rows]
+        scored = _score_rows(
+            model, [rows[g[0]] for g in chunk], [[targets[r] for r in g] for g in chunk],
+            [prompt_len[g[0]] for g in chunk], config.cfg_scale, mask_id, device,
         )
-        for r, s in zip(chunk, sums):
-            scores[r] = rows[r].weight * s
+        for members, results in zip(chunk, scored):
+            for r, (total, is_best) in zip(members, results):
+                scores[r] = rows[r].weight * total
+                greedy[r] = is_best
     per_pass = 2 if config.cfg_scale > 0 else 1
+    by_request: dict[int, list[int]] = {}
+    for r, row in enumerate(rows):
+        by_request.setdefault(row.request, []).append(r)
     results: list[LikelihoodResult] = []
     for i in range(len(requests)):
-        mine = [r for r in range(len(rows)) if rows[r].request == i]
+        mine = by_request[i]
         values = torch.tensor([scores[r] for r in mine], dtype=torch.float64)
-        exact = len(mine) == 1 and rows[mine[0]].weight == 1.0 and rows[mine[0]].masked.sum() == 1
+        exact = len(mine) == 1 and int(rows[mine[0]].masked.sum()) == 1
         results.append(LikelihoodResult(
             value=float(values.mean()),
             stderr=0.0 if exact else _stderr(values, [rows[r].group for r in mine]),
             nfe=len(mine) * per_pass,
             samples=len(mine),
-            exact=bool(exact),
+            exact=exact,
+            greedy=greedy[mine[0]] if exact else None,
         ))
     return results
 

@@ -96,10 +96,13 @@ class LLaDAEvalModel(LM):
         use_task_settings: bool = True,
         reference_padding: bool = False,
         revision: str | None = None,
+        max_batch_size: int | None = None,
         **overrides: Any,
     ) -> None:
         super().__init__()
         from evalsuite.presets import resolve_model
+
+        del max_batch_size  # lm_eval's CLI passes it to every model; batches here are fixed
 
         unknown = set(overrides) - set(OVERRIDE_KEYS)
         if unknown:
@@ -244,9 +247,8 @@ class LLaDAEvalModel(LM):
                     generators=gens, max_rows=self.max_rows,
                 )
                 seconds = (time.perf_counter() - t0) / len(chunk)
-                for i, pair, res in zip(chunk, pairs, out):
-                    greedy = res.exact and self._is_greedy(pair)
-                    results[i] = (res.value, greedy)
+                for i, res in zip(chunk, out):
+                    results[i] = (res.value, bool(res.greedy))
                     self._record(typed[i].task, typed[i].doc_id, res.nfe, seconds)
                     if self.cache_hook is not None:
                         self.cache_hook.add_partial("loglikelihood", requests[i].args, results[i])
@@ -266,15 +268,6 @@ class LLaDAEvalModel(LM):
         if overflow > 0:
             ctx = ctx[overflow:]
         return ctx, cont
-
-    @torch.no_grad()
-    def _is_greedy(self, pair: tuple[torch.Tensor, torch.Tensor]) -> bool:
-        """For one-token answers: whether the answer is the argmax at its masked position."""
-        ctx, cont = pair
-        x = torch.cat([ctx, torch.tensor([self.tokens.mask_id])])[None].to(self._device)
-        p = int(ctx.numel())
-        logits = self.model.network(x, positions=slice(p, p + 1))
-        return int(logits[0, 0].argmax()) == int(cont[0])
 
     # ----- loglikelihood_rolling ------------------------------------------------------------
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
