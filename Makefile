@@ -50,10 +50,18 @@ eval: $(STAMP)
 		--batch-size $(BATCH_SIZE) --output $(OUTPUT) $(EVAL_ARGS)
 
 test: $(STAMP)
-	$(BIN)/pytest -q -n 2 --dist loadfile tests
+	$(BIN)/pytest -q -n 2 --dist loadfile --ignore=tests/vllm tests
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -n 2 --dist loadfile -m "not slow" tests
+	$(BIN)/pytest -q -n 2 --dist loadfile --ignore=tests/vllm -m "not slow" tests
+
+VLLM_VENV ?= .venv-vllm
+
+setup-vllm:
+	bash scripts/setup_vllm_venv.sh $(VLLM_VENV)
+
+test-vllm: setup-vllm
+	EVALSUITE_REQUIRE_VLLM=1 $(VLLM_VENV)/bin/python -m pytest tests/vllm -q
 
 VALIDATE_DATA ?= ../shared/data
 validate-tasks: $(STAMP)
