@@ -158,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except EvalsuiteError as exc:
         print(f"evalsuite: error: {exc}", file=sys.stderr)
+        for note in getattr(exc, "__notes__", ()):
+            print(f"evalsuite: {note}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("evalsuite: interrupted", file=sys.stderr)

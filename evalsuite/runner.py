@@ -237,11 +237,13 @@ def evaluate(spec: RunSpec) -> Path:
         raise ConfigError("no task produced results")
     meta = {
         "model": {
-            "preset": p.preset.name, "backend": p.preset.backend, "resolved_id": p.preset.hub_id,
-            "revision": p.preset.revision, "dtype": p.preset.dtype, "family": p.preset.family,
+            "preset": p.preset.name, "backend": p.preset.backend,
+            "resolved_id": _display_id(p.preset.hub_id), "revision": p.preset.revision,
+            "dtype": p.preset.dtype, "family": p.preset.family,
             "chat_template": p.preset.chat_template,
             "special_tokens": lm.tokens.as_dict() if hasattr(lm, "tokens") else {},
         },
+        "checkpoint": _checkpoint_fingerprint(lm),
         "settings": settings,
         "seeds": {**SEEDS, "request_seed_base": spec.seed},
         "device": _device_name(lm),
@@ -249,7 +251,7 @@ def evaluate(spec: RunSpec) -> Path:
         "wall_time_s": time.time() - started,
         "argv": list(sys.argv),
         "environment": collect_environment(),
-        "totals": {k: v for k, v in _totals(stats).items() if k != "seconds"},
+        "totals": _totals(stats),
         "requested_tasks": list(p.task_names),
         "failed": None if failure is None else f"{type(failure).__name__}: {failure}",
         "overrides": dict(spec.overrides),
@@ -257,9 +259,27 @@ def evaluate(spec: RunSpec) -> Path:
     }
     run_dir = write_run_from_lm_eval(Path(spec.output), combined, meta, stats)
     if failure:
-        log.error("a task failed; the finished tasks were saved in %s", run_dir)
+        failure.add_note(f"the tasks finished before the failure were saved in {run_dir}")
         raise failure
     return run_dir
+
+
+def _display_id(hub_id: str) -> str:
+    """Hub ids as given; paths inside the installed package as ``evalsuite/...`` (portable)."""
+    path = Path(hub_id)
+    package = Path(__file__).resolve().parent
+    if path.is_absolute() and path.resolve().is_relative_to(package):
+        return str(Path("evalsuite") / path.resolve().relative_to(package))
+    return hub_id
+
+
+def _checkpoint_fingerprint(lm: Any) -> dict[str, str] | None:
+    ckpt = getattr(getattr(lm, "model", None), "checkpoint_dir", None)
+    if ckpt is None:
+        return None
+    from evalsuite.models.checkpoint import fingerprint
+
+    return {"dir": _display_id(str(ckpt)), **fingerprint(Path(ckpt))}
 
 
 def _gather_stats(lm: Any) -> tuple[dict[tuple[str, int], dict], dict[str, dict]]:
@@ -276,7 +296,12 @@ def _gather_stats(lm: Any) -> tuple[dict[tuple[str, int], dict], dict[str, dict]
 
 
 def _totals(stats: Mapping[Any, Mapping[str, float]]) -> dict[str, float]:
-    keys = ("nfe", "generated_tokens", "seconds")
-    return {k: sum(s.get(k, 0) for s in stats.values()) for k in keys}
+    """Run totals; ``generation_s`` sums the seconds of documents that generated tokens."""
+    return {
+        "nfe": int(sum(s.get("nfe", 0) for s in stats.values())),
+        "generated_tokens": int(sum(s.get("generated_tokens", 0) for s in stats.values())),
+        "generation_s": sum(s.get("seconds", 0.0) for s in stats.values()
+                            if s.get("generated_tokens", 0) > 0),
+    }
 
 

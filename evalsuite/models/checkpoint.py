@@ -171,3 +171,29 @@ def load_llada(
     model.load_state_dict(state, assign=True, strict=True)
     model.eval().requires_grad_(False)
     return model, ckpt_dir
+
+
+FULL_HASH_LIMIT = 256 * 2**20
+
+
+def fingerprint(ckpt_dir: Path) -> dict[str, str]:
+    """A content fingerprint of a local checkpoint, recorded as its revision when it has none.
+
+    Small checkpoints are hashed whole; large ones by ``config.json``, file sizes and the
+    safetensors headers (names, dtypes, shapes, offsets), which reading 16 GB would not beat.
+    """
+    import hashlib
+
+    files = [ckpt_dir / "config.json", *checkpoint_files(ckpt_dir)]
+    whole = sum(f.stat().st_size for f in files) <= FULL_HASH_LIMIT
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + b"\0" + str(f.stat().st_size).encode() + b"\0")
+        with open(f, "rb") as handle:
+            if whole or f.suffix == ".json":
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            else:
+                size = int.from_bytes(handle.read(8), "little")
+                digest.update(handle.read(min(size, 100 << 20)))
+    return {"sha256": digest.hexdigest(), "method": "content" if whole else "config+headers"}

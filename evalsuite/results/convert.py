@@ -302,6 +302,7 @@ def convert_lm_eval(
             wall_time_s=meta.get("wall_time_s"),
             nfe=None if nfe is None else int(nfe),
             generated_tokens=None if gen is None else int(gen),
+            generation_s=totals.get("generation_s"),
         ),
         extra=_jsonable({k: v for k, v in meta.items() if k not in _KNOWN_META}),
     )

@@ -19,6 +19,8 @@ PACKAGES: tuple[str, ...] = (
     "transformers",
     "datasets",
     "accelerate",
+    "math_verify",
+    "gguf",
     "tokenizers",
     "safetensors",
     "numpy",

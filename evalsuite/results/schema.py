@@ -124,13 +124,16 @@ class Speed:
     wall_time_s: float | None
     nfe: int | None
     generated_tokens: int | None
+    generation_s: float | None = None
+    """Seconds spent in generation requests (optional: absent in older v1 records)."""
 
     @property
     def tokens_per_s(self) -> float | None:
-        """Generated tokens per wall-clock second (``None`` when either total is unknown)."""
-        if not self.wall_time_s or self.generated_tokens is None:
+        """Generated tokens per second of generation (of wall time when that is unknown)."""
+        seconds = self.generation_s or self.wall_time_s
+        if not seconds or not self.generated_tokens:
             return None
-        return self.generated_tokens / self.wall_time_s
+        return self.generated_tokens / seconds
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,7 @@ def run_to_dict(r: RunRecord) -> dict[str, Any]:
             "wall_time_s": r.speed.wall_time_s,
             "nfe": r.speed.nfe,
             "generated_tokens": r.speed.generated_tokens,
+            "generation_s": r.speed.generation_s,
             "tokens_per_s": r.speed.tokens_per_s,
         },
         "extra": dict(r.extra),
@@ -358,6 +362,7 @@ def run_from_dict(d: Any) -> RunRecord:
             wall_time_s=_get(speed, "wall_time_s", _OPT_NUM, ws),
             nfe=_get(speed, "nfe", (int, type(None)), ws),
             generated_tokens=_get(speed, "generated_tokens", (int, type(None)), ws),
+            generation_s=_get(speed, "generation_s", _OPT_NUM, ws) if "generation_s" in speed else None,
         ),
         extra=dict(_get(d, "extra", dict, w)) if "extra" in d else {},
     )

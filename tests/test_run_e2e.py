@@ -1,0 +1,65 @@
+"""`evalsuite run` end to end: lm-eval's real evaluate, the results store, provenance."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+import evalsuite
+from evalsuite.cli import main
+
+from conftest import FIXTURES
+
+DATA = FIXTURES / "data"
+FAST = ["--gen-length", "16", "--steps", "8", "--block-length", "8", "--mc-num", "8"]
+
+
+@pytest.mark.slow
+def test_run_records_everything_a_result_depends_on(tmp_path, capsys):
+    code = main(["run", "--model", "llada-tiny", "--tasks", "gsm8k,piqa", "--limit", "3",
+                 "--data-dir", str(DATA), "--batch-size", "3", "--output", str(tmp_path), *FAST])
+    assert code == 0, capsys.readouterr().err
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["model"]["preset"] == "llada-tiny"
+    assert record["model"]["resolved_id"] == "evalsuite/assets/llada-tiny"
+    assert record["model"]["dtype"] == "float32"
+    assert record["model"]["special_tokens"]["mask_id"] == 1
+    assert record["extra"]["checkpoint"]["sha256"]
+    gsm8k, piqa = record["tasks"]["llada_gsm8k"], record["tasks"]["llada_piqa"]
+    assert gsm8k["settings"]["gen_length"] == 16 and gsm8k["settings"]["steps"] == 8
+    assert gsm8k["settings"]["remasking"] == "low_confidence"
+    assert piqa["settings"]["mc_num"] == 8
+    assert piqa["settings"]["cfg_scale"] == 0.5  # the task's official CFG, not overridden
+    assert gsm8k["version"] and gsm8k["n_shot"] == 5
+    assert record["seeds"]["request_seed_base"] == 1234
+    env = record["environment"]
+    assert env["packages"]["lm_eval"] == "0.4.13" and env["packages"]["torch"]
+    assert "revision" in env["git"] and "dirty" in env["git"]
+    assert record["device"] == "cpu"
+    assert record["speed"]["nfe"] > 0 and record["speed"]["generated_tokens"] == 3 * 16
+    samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 6
+    for s in samples:
+        assert s["nfe"] > 0 and s["seconds"] > 0
+        assert s["prompt"]
+    df = evalsuite.load_runs([run_dir])
+    assert {"llada_gsm8k", "llada_piqa"} <= set(df["task"])
+
+
+@pytest.mark.slow
+def test_a_failing_task_keeps_the_finished_ones(tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(DATA / "gsm8k", data / "gsm8k")  # piqa is missing on purpose
+    out = tmp_path / "runs"
+    code = main(["run", "--model", "llada-tiny", "--tasks", "gsm8k,piqa", "--limit", "2",
+                 "--data-dir", str(data), "--output", str(out), *FAST])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "piqa" in err and "saved in" in err
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert set(record["tasks"]) == {"llada_gsm8k"}
+    assert "piqa" in record["extra"]["failed"]
