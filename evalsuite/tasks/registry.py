@@ -1,0 +1,110 @@
+"""Task names: short names -> lm-eval task/group names, and the TaskManager over tasks/.
+
+Short names (``gsm8k``, ``mmlu``, ...) and full names (``llada_gsm8k``, a subtask such as
+``llada_mmlu_anatomy``) are accepted. For instruct models the instruct variant is chosen
+where the protocol differs (``mmlu`` -> ``llada_mmlu_instruct``). Resolution reads only the
+YAML files' ``task:``/``group:`` lines: no lm-eval, torch or model import.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, get_args
+
+from evalsuite.errors import UnknownNameError, did_you_mean
+from evalsuite.tasks.settings import Family
+
+if TYPE_CHECKING:
+    from lm_eval.tasks import TaskManager
+
+TASKS_DIR_ENV: Final = "EVALSUITE_TASKS_DIR"
+
+#: Short name -> top-level task or group of tasks/.
+SHORT_NAMES: Final[dict[str, str]] = {
+    "gsm8k": "llada_gsm8k",
+    "mmlu": "llada_mmlu",
+    "piqa": "llada_piqa",
+    "math": "llada_math",
+    "bbh": "llada_bbh",
+    "humaneval": "llada_humaneval",
+    "poem_forward": "llada_poem_forward",
+    "poem_backward": "llada_poem_backward",
+}
+
+_INSTRUCT_SUFFIX: Final = "_instruct"
+_NAME_LINE = re.compile(r"^(?:task|group):\s*['\"]?([A-Za-z0-9_.\-]+)['\"]?\s*$", re.MULTILINE)
+
+
+def tasks_dir() -> Path:
+    """The task YAML directory: ``$EVALSUITE_TASKS_DIR`` or the repository's ``tasks/``."""
+    override = os.environ.get(TASKS_DIR_ENV, "").strip()
+    return Path(override).expanduser().resolve() if override else Path(__file__).resolve().parents[2] / "tasks"
+
+
+TASKS_DIR: Final[Path] = tasks_dir()
+
+
+@lru_cache(maxsize=8)
+def _names_in(directory: Path) -> frozenset[str]:
+    names: set[str] = set()
+    for path in directory.rglob("*.yaml"):
+        names.update(_NAME_LINE.findall(path.read_text(encoding="utf-8")))
+    return frozenset(names)
+
+
+def known_task_names() -> frozenset[str]:
+    """Every task and group name defined by the YAMLs of :func:`tasks_dir`."""
+    return _names_in(tasks_dir())
+
+
+def _instruct_variant(name: str, known: frozenset[str]) -> str:
+    """The instruct counterpart of a task or subtask name, or the name itself if none."""
+    if name.endswith(_INSTRUCT_SUFFIX) or f"{_INSTRUCT_SUFFIX}_" in name:
+        return name
+    for base in sorted((k[: -len(_INSTRUCT_SUFFIX)] for k in known if k.endswith(_INSTRUCT_SUFFIX)), key=len, reverse=True):
+        if name == base or name.startswith(base + "_"):
+            candidate = base + _INSTRUCT_SUFFIX + name[len(base) :]
+            if candidate in known:
+                return candidate
+    return name
+
+
+def resolve_tasks(names: Sequence[str], family: Family) -> list[str]:
+    """lm-eval task/group names for user-given short or full names, in order, without repeats.
+
+    ``family`` "instruct" picks the instruct variant where one exists (the protocol differs).
+    Raises UnknownNameError (with the closest names) for an unknown name or family.
+    """
+    if family not in get_args(Family):
+        raise UnknownNameError(did_you_mean(str(family), get_args(Family), "model family"))
+    if not names:
+        raise UnknownNameError(f"no task given; choose among {', '.join(SHORT_NAMES)}.")
+    known = known_task_names()
+    resolved: list[str] = []
+    for raw in names:
+        name = raw.strip()
+        full = SHORT_NAMES.get(name, name)
+        if full not in known:
+            if name in SHORT_NAMES:
+                raise UnknownNameError(
+                    f"task {name!r} maps to {full!r}, which no YAML in {tasks_dir()} defines; "
+                    f"set {TASKS_DIR_ENV} to the repository's tasks/ directory."
+                )
+            top_level = {n for base in SHORT_NAMES.values() for n in (base, base + _INSTRUCT_SUFFIX)}
+            raise UnknownNameError(did_you_mean(name, set(SHORT_NAMES) | (top_level & known), "task"))
+        if family == "instruct":
+            full = _instruct_variant(full, known)
+        if full not in resolved:
+            resolved.append(full)
+    return resolved
+
+
+def task_manager(metadata: dict[str, object] | None = None) -> TaskManager:
+    """lm-eval TaskManager over :func:`tasks_dir` only (no built-in tasks: fast to index)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=metadata)

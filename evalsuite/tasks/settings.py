@@ -1,0 +1,139 @@
+"""Per-task diffusion settings of the LLaDA protocol (values from the paper and the official
+scripts, see shared/REFERENCE.md).
+
+The llada adapter looks these up per request by ``Instance.task_name`` and applies CLI
+overrides on top, so running a task with no options reproduces the official setting:
+
+* Base models, as the official lm-eval script ran them: generation tasks (GSM8K, MATH, BBH,
+  HumanEval) ``gen_length = steps = block_length = 1024``, temperature 0, low-confidence
+  remasking, no CFG; MMLU ``mc_num`` 1 (single-token answers: the bound is exact), no CFG;
+  PIQA ``mc_num`` 128 with ``cfg_scale`` 0.5 (the command that gave 74.4; the paper's
+  Table 1 value 73.6 is without CFG).
+* Instruct models (the Instruct table; pure diffusion, block = gen_length = steps):
+  MMLU 3, GSM8K 512 + ``confidence_eos_eot_inf``, MATH 512 + ``confidence_eos_eot_inf``,
+  HumanEval 512 + ``logits_eos_inf``. BBH and PIQA have no instruct entry: the base values
+  apply.
+* Reversal poems (always the instruct protocol): 28 / 28 / 28, ``logits_eos_inf``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Final, Literal
+
+from evalsuite.presets import Family
+from evalsuite.tasks.subjects import MMLU_CATEGORIES, MMLU_SUBJECTS
+
+__all__ = ["Benchmark", "DiffusionSettings", "Family", "Remasking", "benchmark_of", "diffusion_settings", "settings_for"]
+
+Benchmark = Literal["gsm8k", "mmlu", "piqa", "math", "bbh", "humaneval", "poem"]
+Remasking = Literal["low_confidence", "random"]
+
+
+@dataclass(frozen=True)
+class DiffusionSettings:
+    """Sampler or likelihood-estimator settings of one task; None = not applicable."""
+
+    gen_length: int | None = None
+    """Answer length in tokens (mask tokens appended after the prompt)."""
+    steps: int | None = None
+    """Sampling steps over the whole answer (one forward pass each, two with CFG)."""
+    block_length: int | None = None
+    """Semi-autoregressive block size; equal to gen_length for pure diffusion."""
+    temperature: float | None = None
+    """Gumbel-noise temperature of the sampler; 0 = argmax."""
+    remasking: Remasking | None = None
+    """Confidence used to choose the tokens committed at each step."""
+    cfg_scale: float | None = None
+    """Unsupervised classifier-free guidance scale w; 0 = off."""
+    logits_eos_inf: bool | None = None
+    """Set the EOS logit to -inf (the model cannot end early)."""
+    confidence_eos_eot_inf: bool | None = None
+    """Commit EOS and end-of-turn tokens last (their confidence set to -inf)."""
+    mc_num: int | None = None
+    """Monte Carlo samples of the likelihood bound (Eq. 6)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The applicable settings only."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def _generation(length: int, *, eos_inf: bool = False, eos_eot_last: bool = False) -> DiffusionSettings:
+    return DiffusionSettings(
+        gen_length=length,
+        steps=length,
+        block_length=length,
+        temperature=0.0,
+        remasking="low_confidence",
+        cfg_scale=0.0,
+        logits_eos_inf=eos_inf,
+        confidence_eos_eot_inf=eos_eot_last,
+    )
+
+
+_BASE: Final[dict[Benchmark, DiffusionSettings]] = {
+    "gsm8k": _generation(1024),
+    "math": _generation(1024),
+    "bbh": _generation(1024),
+    "humaneval": _generation(1024),
+    "mmlu": DiffusionSettings(mc_num=1, cfg_scale=0.0),
+    "piqa": DiffusionSettings(mc_num=128, cfg_scale=0.5),
+    "poem": _generation(28, eos_inf=True),
+}
+_INSTRUCT: Final[dict[Benchmark, DiffusionSettings]] = {
+    **_BASE,
+    "mmlu": _generation(3),
+    "gsm8k": _generation(512, eos_eot_last=True),
+    "math": _generation(512, eos_eot_last=True),
+    "humaneval": _generation(512, eos_inf=True),
+}
+_LIKELIHOOD: Final[frozenset[Benchmark]] = frozenset({"mmlu", "piqa"})
+_MMLU_SUFFIXES: Final = frozenset(MMLU_SUBJECTS) | frozenset(MMLU_CATEGORIES)
+
+
+def benchmark_of(task_name: str) -> Benchmark | None:
+    """The benchmark a task, subtask or group belongs to: ours (``llada_mmlu_anatomy``,
+    ``llada_gsm8k_instruct``) or lm-eval's built-in counterpart (``mmlu_anatomy``,
+    ``minerva_math_algebra``, ``bbh_cot_fewshot_navigate``); None when unknown."""
+    name = task_name.removeprefix("llada_")
+    ours = name != task_name
+    for prefix, benchmark in (("gsm8k", "gsm8k"), ("humaneval", "humaneval"), ("piqa", "piqa")):
+        if name == prefix or name.startswith(prefix + "_"):
+            return benchmark  # type: ignore[return-value]
+    if ours:
+        for prefix in ("mmlu", "math", "bbh", "poem"):
+            if name == prefix or name.startswith(prefix + "_"):
+                return prefix  # type: ignore[return-value]
+        return None
+    if name == "mmlu" or (name.startswith("mmlu_") and name[len("mmlu_") :] in _MMLU_SUFFIXES):
+        return "mmlu"
+    if name == "minerva_math" or name.startswith("minerva_math_"):
+        return "math"
+    if name == "bbh_cot_fewshot" or name.startswith("bbh_cot_fewshot_"):
+        return "bbh"
+    return None
+
+
+def is_instruct_variant(task_name: str) -> bool:
+    """Whether the task is an instruct-protocol variant (``..._instruct`` or ``..._instruct_...``)."""
+    return task_name.endswith("_instruct") or "_instruct_" in task_name
+
+
+def settings_for(task_name: str, family: Family) -> DiffusionSettings | None:
+    """Typed form of :func:`diffusion_settings`; None for an unknown task."""
+    benchmark = benchmark_of(task_name)
+    if benchmark is None:
+        return None
+    instruct = family == "instruct" or is_instruct_variant(task_name)
+    if benchmark in _LIKELIHOOD and not is_instruct_variant(task_name):
+        instruct = False  # a likelihood task stays one: its estimator settings apply
+    return (_INSTRUCT if instruct else _BASE)[benchmark]
+
+
+def diffusion_settings(task_name: str, family: Family) -> dict[str, Any]:
+    """Per-task diffusion settings for a model family: keys among gen_length, steps,
+    block_length, temperature, cfg_scale, remasking, logits_eos_inf,
+    confidence_eos_eot_inf, mc_num. Any subtask name maps to its benchmark's settings
+    (``llada_mmlu_abstract_algebra`` -> MMLU's). Unknown task -> {}."""
+    settings = settings_for(task_name, family)
+    return settings.as_dict() if settings is not None else {}
