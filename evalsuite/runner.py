@@ -172,6 +172,13 @@ def build_lm(p: Plan) -> Any:
     return lm_eval.api.registry.get_model(name).create_from_arg_obj(args)
 
 
+class _DropCustomDatasetNotice(logging.Filter):
+    """lm-eval warns once per task that uses ``custom_dataset`` (every task of ours does)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Custom kwargs can be passed" not in record.getMessage()
+
+
 def _merge(into: dict[str, Any], out: Mapping[str, Any]) -> None:
     """Merge one ``simple_evaluate`` output into the accumulated one."""
     for key, value in out.items():
@@ -207,6 +214,7 @@ def evaluate(spec: RunSpec) -> Path:
     from evalsuite.results.provenance import collect_environment
     from evalsuite.results.store import write_run_from_lm_eval
 
+    logging.getLogger("lm_eval.api.task").addFilter(_DropCustomDatasetNotice())
     started = time.time()
     lm = build_lm(p)
     tm = _task_manager(spec)
