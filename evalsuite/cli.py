@@ -18,7 +18,7 @@ from evalsuite.errors import EXIT_USAGE, EvalsuiteError
 
 SETTING_FLAGS: dict[str, type] = {
     "gen_length": int, "steps": int, "block_length": int, "temperature": float,
-    "cfg_scale": float, "remasking": str, "mc_num": int,
+    "cfg_scale": float, "remasking": str, "mc_num": int, "decoding": str, "threshold": float,
 }
 BOOL_FLAGS = ("logits_eos_inf", "confidence_eos_eot_inf")
 

@@ -14,6 +14,8 @@ from evalsuite.errors import ConfigError
 
 Remasking = Literal["low_confidence", "random"]
 REMASKING_CHOICES: tuple[str, ...] = ("low_confidence", "random")
+Decoding = Literal["schedule", "threshold"]
+DECODING_CHOICES: tuple[str, ...] = ("schedule", "threshold")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,14 @@ class SamplerConfig:
     """Set the EOS logit to -inf so EOS is never predicted."""
     confidence_eos_eot_inf: bool = False
     """Give EOS/EoT predictions the lowest confidence so they are committed last."""
+    decoding: Decoding = "schedule"
+    """``schedule``: the paper's linear schedule (``steps`` passes). ``threshold``: Fast-dLLM's
+    confidence-aware parallel decoding: each pass commits every masked position of the block
+    whose confidence is at least ``threshold`` (at least one), so the number of passes adapts
+    to the model's confidence; ``steps`` is then unused. Training-free and approximate: not
+    the setting of the published numbers."""
+    threshold: float = 0.9
+    """Confidence needed to commit a token in one pass under ``decoding="threshold"``."""
 
     def __post_init__(self) -> None:
         validate_sampler(self)
@@ -69,6 +79,15 @@ def validate_sampler(cfg: SamplerConfig) -> None:
         raise ConfigError(
             f"remasking must be one of {', '.join(REMASKING_CHOICES)}, got {cfg.remasking!r}"
         )
+    if cfg.decoding not in DECODING_CHOICES:
+        raise ConfigError(
+            f"decoding must be one of {', '.join(DECODING_CHOICES)}, got {cfg.decoding!r}"
+        )
+    if not 0.0 < cfg.threshold <= 1.0:
+        raise ConfigError(f"threshold must be in (0, 1], got {cfg.threshold}")
+    if cfg.decoding == "threshold" and cfg.remasking != "low_confidence":
+        raise ConfigError("decoding='threshold' needs remasking='low_confidence' (it thresholds "
+                          "the model's confidence)")
     if cfg.block_length > cfg.gen_length:
         raise ConfigError(
             f"block_length {cfg.block_length} is larger than gen_length {cfg.gen_length}; "

@@ -163,3 +163,55 @@ def test_semi_autoregressive_blocks_fill_left_to_right(golden_model, golden):
     after_first_block = seen[4][0]
     assert (after_first_block[p:p + 8] != MASK).all()
     assert (after_first_block[p + 8:] == MASK).all()
+
+
+class _Confident(torch.nn.Module):
+    """Logits with a fixed confidence per answer position: 0.95 at even, 0.5 at odd offsets."""
+
+    def __init__(self, prompt_length: int) -> None:
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+        self.p = prompt_length
+        self.calls = 0
+
+    def forward(self, input_ids, attention_mask=None, positions=None):
+        self.calls += 1
+        b, t = input_ids.shape
+        logits = torch.full((b, t, 8), -30.0)
+        for j in range(t):
+            confident = (j - self.p) % 2 == 0
+            logits[:, j, 6] = 0.0
+            logits[:, j, 7] = 2.95 if confident else 0.0  # softmax ~0.95 vs 0.5
+        return logits if positions is None else logits[:, positions]
+
+
+def test_threshold_decoding_commits_all_confident_positions_in_one_pass():
+    net = _Confident(prompt_length=2)
+    config = SamplerConfig(gen_length=8, steps=8, block_length=8, decoding="threshold",
+                           threshold=0.9)
+    out = diffusion_generate(net, torch.tensor([[4, 5]]), config=config, mask_id=1)
+    # pass 1 commits the 4 confident positions; the 4 unsure ones (0.5) go one per pass
+    assert out.nfe == 1 + 4 == net.calls
+    assert (out.generated != 1).all()
+    schedule = diffusion_generate(_Confident(2), torch.tensor([[4, 5]]),
+                                  config=config.replace(decoding="schedule"), mask_id=1)
+    assert schedule.nfe == 8
+    assert torch.equal(schedule.generated, out.generated)
+
+
+def test_threshold_decoding_on_the_golden_model_fills_every_block(golden_model, golden):
+    config = SamplerConfig(gen_length=32, steps=32, block_length=8, decoding="threshold",
+                           threshold=0.5)
+    out = diffusion_generate(golden_model, golden["gen1.prompt"], config=config, mask_id=MASK)
+    assert (out.generated != MASK).all()
+    assert 4 <= out.nfe <= 32
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"decoding": "fast"}, "decoding must be one of schedule, threshold"),
+    ({"decoding": "threshold", "threshold": 0.0}, "threshold must be in (0, 1]"),
+    ({"decoding": "threshold", "remasking": "random"}, "needs remasking='low_confidence'"),
+])
+def test_invalid_decoding_settings(kwargs, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace("]", r"\]")):
+        SamplerConfig(gen_length=8, steps=8, block_length=8, **kwargs)

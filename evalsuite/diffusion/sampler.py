@@ -5,6 +5,10 @@ The answer region of ``gen_length`` mask tokens is filled block by block, left t
 are committed over ``s`` steps on the linear schedule: ``n // s`` per step plus one for the
 first ``n % s`` steps. Committed tokens are never remasked.
 
+With ``decoding="threshold"`` (Fast-dLLM's confidence-aware parallel decoding, a
+training-free acceleration), each pass instead commits every masked position of the block whose
+confidence reaches ``threshold``, and at least one, until the block is full.
+
 Every random draw comes from explicit ``torch.Generator`` objects (one per row when a list
 is given), so a request can be reproduced independently of how it was batched.
 """
@@ -143,10 +147,18 @@ def diffusion_generate(
     for block in range(config.num_blocks):
         start = p + block * config.block_length
         cols = slice(start, start + config.block_length)
-        schedule = transfer_schedule((x[:, cols] == mask_id).sum(dim=1), steps)  # [B, steps]
-        for step in range(steps):
-            k = schedule[:, step]
-            if int(k.max()) == 0:
+        if config.decoding == "threshold":
+            schedule = None
+            budget = config.block_length  # at least one commit per pass
+        else:
+            schedule = transfer_schedule((x[:, cols] == mask_id).sum(dim=1), steps)  # [B, steps]
+            budget = steps
+        for step in range(budget):
+            block_x = x[:, cols]
+            masked = block_x == mask_id  # [B, L]
+            if not bool(masked.any()):
+                break
+            if schedule is not None and int(schedule[:, step].max()) == 0:
                 continue
             logits = _forward(model, x, full_mask, cols, config.cfg_scale, prompt_index, mask_id)
             nfe += 1  # logits: [B, block_length, V]
@@ -164,9 +176,11 @@ def diffusion_generate(
                 for token in last_ids:
                     is_last |= x0 == token
                 conf = conf.masked_fill(is_last, LAST_CONFIDENCE)
-            block_x = x[:, cols]
-            masked = block_x == mask_id
             conf = conf.masked_fill(~masked, float("-inf"))
+            if schedule is None:
+                k = torch.maximum((conf >= config.threshold).sum(dim=1), masked.any(dim=1).long())
+            else:
+                k = schedule[:, step]
             commit = torch.zeros_like(masked)
             for row in range(b):
                 if int(k[row]) > 0:
