@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evalsuite.errors import EXIT_USAGE, EvalsuiteError
+from evalsuite.errors import EvalsuiteError
 
 SETTING_FLAGS: dict[str, type] = {
     "gen_length": int, "steps": int, "block_length": int, "temperature": float,
