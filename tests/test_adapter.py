@@ -84,7 +84,7 @@ def test_rolling_loglikelihood_is_the_bound_over_the_text():
     (value,) = lm.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, (text,), 0, ("w", 0, 1))])
     (again,) = lm.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, (text,), 0, ("w", 1, 1))])
     assert value < 0 and value == again  # content-seeded: reproducible
-    assert lm.request_stats[("w", 0)]["nfe"] == 16
+    assert 0 < lm.request_stats[("w", 0)]["nfe"] <= 16  # duplicate masked rows run once
 
 
 def test_official_gsm8k_settings_apply_with_no_options():

@@ -43,7 +43,9 @@ def test_estimator_is_unbiased_for_exact_elbo(golden_model, golden, golden_meta,
     # the reported standard error describes the spread of single runs
     reported = sum(r.stderr for r in results) / runs
     assert 0.5 < reported / values.std().item() < 2.0
-    assert all(r.nfe == 128 and not r.exact for r in results)
+    # 128 samples each; identical masked rows are evaluated once, so nfe can be lower
+    assert all(r.samples == 128 and 0 <= r.nfe <= 128 and not r.exact for r in results)
+    assert sum(r.nfe for r in results) > 0
 
 
 def test_mask_counts_are_uniform_over_one_to_length():
@@ -121,6 +123,7 @@ def test_choices_sharing_the_masked_input_cost_one_row(golden_model, golden):
     finally:
         del golden_model.hidden_states
     assert rows_seen == [1]
+    assert [r.nfe for r in shared] == [1, 0, 0, 0]  # the one shared row is charged once
     x = torch.cat([prompt, torch.tensor([1000])])[None]
     with torch.no_grad():
         logp = torch.log_softmax(golden_model(x)[0, -1], -1)

@@ -37,7 +37,9 @@ class LikelihoodResult:
     stderr: float
     """Standard error of ``value`` (0 when exact)."""
     nfe: int
-    """Sequence evaluations spent on this request (a CFG row counts twice)."""
+    """Sequence evaluations spent on this request (a CFG row counts twice). A row shared by
+    several requests (identical masked input) is charged to the first, so the sum over
+    requests is the work actually done."""
     samples: int
     """Monte Carlo rows used (1 when exact)."""
     exact: bool
@@ -185,6 +187,7 @@ def estimate_loglikelihood(
                 scores[r] = rows[r].weight * total
                 greedy[r] = is_best
     per_pass = 2 if config.cfg_scale > 0 else 1
+    owner = {members[0] for members in groups}  # a shared row is charged to its first user
     by_request: dict[int, list[int]] = {}
     for r, row in enumerate(rows):
         by_request.setdefault(row.request, []).append(r)
@@ -196,7 +199,7 @@ def estimate_loglikelihood(
         results.append(LikelihoodResult(
             value=float(values.mean()),
             stderr=0.0 if exact else _stderr(values, [rows[r].group for r in mine]),
-            nfe=len(mine) * per_pass,
+            nfe=sum(r in owner for r in mine) * per_pass,
             samples=len(mine),
             exact=exact,
             greedy=greedy[mine[0]] if exact else None,
