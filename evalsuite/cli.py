@@ -69,8 +69,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     overrides = {k: getattr(args, k) for k in (*SETTING_FLAGS, *BOOL_FLAGS)
                  if getattr(args, k) is not None}
-    data_dir = args.data_dir or (Path(os.environ["EVALSUITE_DATA_DIR"])
-                                 if os.environ.get("EVALSUITE_DATA_DIR") else None)
+    from evalsuite.tasks.data import DATA_DIR_ENV
+
+    data_dir = args.data_dir or (Path(os.environ[DATA_DIR_ENV])
+                                 if os.environ.get(DATA_DIR_ENV) else None)
     spec = RunSpec(
         model=args.model, tasks=args.tasks, limit=args.limit, device=args.device,
         batch_size=args.batch_size, output=args.output, data_dir=data_dir, seed=args.seed,

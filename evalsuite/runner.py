@@ -20,11 +20,11 @@ from typing import Any
 from evalsuite.config import SamplerConfig, split_settings
 from evalsuite.errors import ConfigError
 from evalsuite.presets import Backend, Family, ModelPreset, resolve_model
+from evalsuite.tasks.code_exec import ALLOW_ENV as CODE_EXEC_ENV
+from evalsuite.tasks.data import DATA_DIR_ENV
 
 log = logging.getLogger(__name__)
 
-DATA_DIR_ENV = "EVALSUITE_DATA_DIR"
-CODE_EXEC_ENV = "EVALSUITE_ALLOW_CODE_EXECUTION"
 SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234,
          "fewshot_random_seed": 1234}
 
