@@ -100,6 +100,14 @@ def main() -> None:
     sync(device)
     out.update(threshold_gen_s=time.perf_counter() - t, threshold_nfe=res_fast.nfe)
 
+    for mode in ("prefix", "dual"):
+        t = time.perf_counter()
+        res_cached = diffusion_generate(model, prompt, config=config.replace(cache=mode),
+                                        mask_id=cfg.mask_token_id, eos_id=cfg.eos_token_id)
+        sync(device)
+        out[f"{mode}_cache_gen_s"] = time.perf_counter() - t
+        out[f"{mode}_cache_agreement"] = (res_cached.generated == res.generated).float().mean().item()
+
     question = prompt[0].cpu()
     t = time.perf_counter()
     estimate_loglikelihood(model, [(question, torch.tensor([c])) for c in (10, 11, 12, 13)],

@@ -16,6 +16,8 @@ Remasking = Literal["low_confidence", "random"]
 REMASKING_CHOICES: tuple[str, ...] = ("low_confidence", "random")
 Decoding = Literal["schedule", "threshold"]
 DECODING_CHOICES: tuple[str, ...] = ("schedule", "threshold")
+Cache = Literal["none", "prefix", "dual"]
+CACHE_CHOICES: tuple[str, ...] = ("none", "prefix", "dual")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ class SamplerConfig:
     the setting of the published numbers."""
     threshold: float = 0.9
     """Confidence needed to commit a token in one pass under ``decoding="threshold"``."""
+    cache: Cache = "none"
+    """Fast-dLLM's approximate KV cache, refreshed at the first pass of every block:
+    ``prefix`` caches the positions left of the block, ``dual`` those left and right of it,
+    so later passes compute only the block (and the suffix, for ``prefix``). Approximate:
+    not the setting of the published numbers."""
 
     def __post_init__(self) -> None:
         validate_sampler(self)
@@ -83,6 +90,8 @@ def validate_sampler(cfg: SamplerConfig) -> None:
         raise ConfigError(
             f"decoding must be one of {', '.join(DECODING_CHOICES)}, got {cfg.decoding!r}"
         )
+    if cfg.cache not in CACHE_CHOICES:
+        raise ConfigError(f"cache must be one of {', '.join(CACHE_CHOICES)}, got {cfg.cache!r}")
     if not 0.0 < cfg.threshold <= 1.0:
         raise ConfigError(f"threshold must be in (0, 1], got {cfg.threshold}")
     if cfg.decoding == "threshold" and cfg.remasking != "low_confidence":

@@ -215,3 +215,42 @@ def test_threshold_decoding_on_the_golden_model_fills_every_block(golden_model, 
 def test_invalid_decoding_settings(kwargs, fragment):
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace("]", r"\]")):
         SamplerConfig(gen_length=8, steps=8, block_length=8, **kwargs)
+
+
+@pytest.mark.parametrize("mode", ["prefix", "dual"])
+def test_kv_cache_pass_is_exact_while_the_sequence_is_unchanged(golden_model, golden, mode):
+    prompts, mask = golden["genbatch.prompt"], golden["genbatch.attention_mask"]
+    x = torch.cat([prompts, torch.full((3, 16), MASK)], dim=1)
+    full_mask = torch.cat([mask, torch.ones(3, 16, dtype=mask.dtype)], dim=1)
+    cols = slice(14, 22)
+    active = slice(14, 30) if mode == "prefix" else cols
+    with torch.no_grad():
+        reference = golden_model(x, attention_mask=full_mask, positions=cols)
+        built, cache = golden_model.forward_cached(x, full_mask, active=active, positions=cols)
+        reused, _ = golden_model.forward_cached(x, full_mask, active=active, positions=cols,
+                                                cache=cache)
+    assert (built - reference).abs().max().item() < 1e-4
+    assert (reused - reference).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("mode", ["prefix", "dual"])
+def test_cached_generation_fills_every_block_and_is_batch_invariant(golden_model, golden, mode):
+    prompts, mask = golden["genbatch.prompt"], golden["genbatch.attention_mask"]
+    config = SamplerConfig(gen_length=16, steps=16, block_length=8, cache=mode)
+    batch = diffusion_generate(golden_model, prompts, mask, config=config, mask_id=MASK)
+    assert (batch.generated != MASK).all() and batch.nfe == 16
+    for row in range(3):
+        alone = diffusion_generate(golden_model, prompts[row:row + 1, mask[row].bool()],
+                                   config=config, mask_id=MASK)
+        assert torch.equal(alone.generated[0], batch.generated[row])
+
+
+def test_cache_with_cfg_runs(golden_model, golden):
+    config = SamplerConfig(gen_length=16, steps=8, block_length=8, cache="dual", cfg_scale=1.0)
+    out = diffusion_generate(golden_model, golden["gen0.prompt"], config=config, mask_id=MASK)
+    assert (out.generated != MASK).all()
+
+
+def test_unknown_cache_mode_is_named():
+    with pytest.raises(ConfigError, match="cache must be one of none, prefix, dual"):
+        SamplerConfig(gen_length=8, steps=8, block_length=8, cache="full")

@@ -93,6 +93,19 @@ def gumbel_perturb(logits: torch.Tensor, temperature: float, generators: Generat
     return logits.to(torch.float64) - temperature * torch.log(-torch.log(u))
 
 
+class _BlockCache:
+    """Holds the KV cache of the current block for ``cache="prefix"`` or ``"dual"``."""
+
+    def __init__(self, mode: str, total: int) -> None:
+        self.mode, self.total, self.kv = mode, total, None
+
+    def reset(self) -> None:
+        self.kv = None
+
+    def active(self, cols: slice) -> slice:
+        return slice(cols.start, self.total) if self.mode == "prefix" else cols
+
+
 def _forward(
     model: MaskPredictor,
     x: torch.Tensor,  # [B, T]
@@ -101,14 +114,21 @@ def _forward(
     cfg_scale: float,
     prompt_index: torch.Tensor,  # [B, T] bool
     mask_id: int,
+    cache: _BlockCache | None = None,
 ) -> torch.Tensor:
     """Logits ``[B, len(cols), V]``, guided with unsupervised CFG when ``cfg_scale > 0``."""
+    inputs, mask = x, attention_mask
+    if cfg_scale > 0:
+        inputs = torch.cat([x, x.masked_fill(prompt_index, mask_id)], dim=0)
+        mask = None if attention_mask is None else torch.cat([attention_mask] * 2, dim=0)
+    if cache is None:
+        logits = model(inputs, attention_mask=mask, positions=cols)
+    else:
+        logits, cache.kv = model.forward_cached(  # type: ignore[attr-defined]
+            inputs, mask, active=cache.active(cols), positions=cols, cache=cache.kv)
     if cfg_scale <= 0:
-        return model(x, attention_mask=attention_mask, positions=cols)
-    un_x = x.masked_fill(prompt_index, mask_id)
-    both = torch.cat([x, un_x], dim=0)
-    mask2 = None if attention_mask is None else torch.cat([attention_mask, attention_mask], dim=0)
-    cond, uncond = model(both, attention_mask=mask2, positions=cols).chunk(2, dim=0)
+        return logits
+    cond, uncond = logits.chunk(2, dim=0)
     return uncond + (cfg_scale + 1) * (cond - uncond)
 
 
@@ -144,9 +164,14 @@ def diffusion_generate(
     last_ids = [i for i in (eos_id, eot_id) if i is not None]
     nfe = 0
     steps = config.steps_per_block
+    cache = None if config.cache == "none" else _BlockCache(config.cache, x.shape[1])
+    if cache is not None and not hasattr(model, "forward_cached"):
+        raise ValueError(f"cache={config.cache!r} needs a model with forward_cached (LLaDAModel)")
     for block in range(config.num_blocks):
         start = p + block * config.block_length
         cols = slice(start, start + config.block_length)
+        if cache is not None:
+            cache.reset()  # refreshed by the first pass of every block
         if config.decoding == "threshold":
             schedule = None
             budget = config.block_length  # at least one commit per pass
@@ -160,7 +185,8 @@ def diffusion_generate(
                 break
             if schedule is not None and int(schedule[:, step].max()) == 0:
                 continue
-            logits = _forward(model, x, full_mask, cols, config.cfg_scale, prompt_index, mask_id)
+            logits = _forward(model, x, full_mask, cols, config.cfg_scale, prompt_index, mask_id,
+                              cache)
             nfe += 1  # logits: [B, block_length, V]
             if config.logits_eos_inf:
                 logits[:, :, eos_id] = float("-inf")

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 OVERRIDE_KEYS = (
     "gen_length", "steps", "block_length", "temperature", "cfg_scale", "remasking",
     "logits_eos_inf", "confidence_eos_eot_inf", "mc_num", "decoding", "threshold",
+    "cache",
 )
 DEFAULT_GEN_LENGTH = 256
 

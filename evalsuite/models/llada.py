@@ -178,8 +178,14 @@ class Block(nn.Module):
         x: torch.Tensor,  # [B, T, d]
         cos: torch.Tensor,
         sin: torch.Tensor,
-        attn_bias: torch.Tensor | None,  # [B, 1, 1, T] additive, or None
-    ) -> torch.Tensor:
+        attn_bias: torch.Tensor | None,  # [B, 1, 1, Tc + T] additive, or None
+        cached: tuple[torch.Tensor, torch.Tensor] | None = None,  # K, V [B, Hkv, Tc, hd]
+        keep: torch.Tensor | None = None,  # [T] bool: positions whose K, V to return
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """Returns the new hidden states and, when ``keep`` is given, the kept K, V.
+
+        ``cached`` K, V (rotary already applied) are attended to in front of this call's own
+        keys, for the approximate KV cache of :meth:`LLaDAModel.forward_cached`."""
         cfg = self.cfg
         b, t, _ = x.shape
         h = self.attn_norm(x)
@@ -187,13 +193,24 @@ class Block(nn.Module):
         k = self.k_proj(h).view(b, t, cfg.n_kv_heads, cfg.head_dim).transpose(1, 2)
         v = self.v_proj(h).view(b, t, cfg.n_kv_heads, cfg.head_dim).transpose(1, 2)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        kept = None if keep is None else (k[:, :, keep], v[:, :, keep])
+        if cached is not None:
+            k, v = torch.cat([cached[0], k], dim=2), torch.cat([cached[1], v], dim=2)
         att = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_bias, is_causal=False,
             enable_gqa=cfg.n_kv_heads != cfg.n_heads,
         )  # [B, H, T, hd]
         x = x + self.attn_out(att.transpose(1, 2).reshape(b, t, cfg.d_model))
         h = self.ff_norm(x)
-        return x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h))
+        return x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h)), kept
+
+
+@dataclass
+class KVCache:
+    """K, V of the positions outside ``active`` for every layer (rotary applied)."""
+
+    active: slice
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
 
 
 class LLaDAModel(nn.Module):
@@ -231,6 +248,15 @@ class LLaDAModel(nn.Module):
             )
         return self._rope_cache[key]
 
+    def _key_bias(self, attention_mask: torch.Tensor | None, dtype: torch.dtype,
+                  device: torch.device) -> torch.Tensor | None:
+        """Additive key-padding bias ``[B, 1, 1, T]`` (None when nothing is padded)."""
+        if attention_mask is None or self.reference_padding or bool(attention_mask.all()):
+            return None
+        keep = attention_mask.to(torch.bool)[:, None, None, :]
+        bias = torch.zeros(keep.shape, dtype=dtype, device=device)
+        return bias.masked_fill(~keep, torch.finfo(dtype).min)
+
     def hidden_states(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -238,18 +264,51 @@ class LLaDAModel(nn.Module):
         _, t = input_ids.shape
         x = self.wte(input_ids)
         cos, sin = self._rope(t, input_ids.device)
-        bias = None
-        if (
-            attention_mask is not None
-            and not self.reference_padding
-            and not bool(attention_mask.all())
-        ):
-            keep = attention_mask.to(torch.bool)[:, None, None, :]  # [B, 1, 1, T]
-            bias = torch.zeros(keep.shape, dtype=x.dtype, device=x.device)
-            bias = bias.masked_fill(~keep, torch.finfo(x.dtype).min)
+        bias = self._key_bias(attention_mask, x.dtype, x.device)
         for block in self.blocks:
-            x = block(x, cos, sin, bias)
+            x, _ = block(x, cos, sin, bias)
         return self.ln_f(x)
+
+    @torch.no_grad()
+    def forward_cached(
+        self,
+        input_ids: torch.Tensor,  # [B, T], the full current sequence
+        attention_mask: torch.Tensor | None,
+        active: slice,
+        positions: slice,
+        cache: "KVCache | None" = None,
+    ) -> tuple[torch.Tensor, "KVCache"]:
+        """Logits for ``positions`` with an approximate KV cache (Fast-dLLM).
+
+        Without ``cache``: a full forward pass that also returns the K, V of every position
+        outside ``active``. With it: only the ``active`` positions are computed, attending to
+        the cached K, V of the others. Exact right after the cache is built; afterwards
+        approximate, because in a bidirectional model the cached positions' K, V would change
+        with the active tokens. ``positions`` must lie inside ``active``.
+        """
+        b, t = input_ids.shape
+        cos, sin = self._rope(t, input_ids.device)
+        outside = torch.ones(t, dtype=torch.bool, device=input_ids.device)
+        outside[active] = False
+        if cache is None:
+            x = self.wte(input_ids)
+            bias = self._key_bias(attention_mask, x.dtype, x.device)
+            layers = []
+            for block in self.blocks:
+                x, kept = block(x, cos, sin, bias, keep=outside)
+                layers.append(kept)
+            hidden = self.ln_f(x)[:, positions]
+            return self.head(hidden), KVCache(active=active, layers=layers)
+        x = self.wte(input_ids[:, active])
+        bias = None
+        if attention_mask is not None:
+            order = torch.cat([attention_mask[:, outside], attention_mask[:, active]], dim=1)
+            bias = self._key_bias(order, x.dtype, x.device)
+        for block, kv in zip(self.blocks, cache.layers):
+            x, _ = block(x, cos[active], sin[active], bias, cached=kv)
+        start = active.start or 0
+        rel = slice(positions.start - start, positions.stop - start)
+        return self.head(self.ln_f(x)[:, rel]), cache
 
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
         """Project hidden states ``[..., d]`` to logits ``[..., V]``."""
