@@ -8,16 +8,18 @@ STAMP := $(VENV)/.installed
 
 MODEL ?= llada-tiny
 TASKS ?= gsm8k,piqa,mmlu
-LIMIT ?= 8
 BATCH_SIZE ?= 8
 OUTPUT ?= results/runs
-# The embedded default reads the small data subsets shipped in tests/fixtures/data and runs
-# shortened diffusion settings (a random tiny model gains nothing from 1024 steps). Any other
-# model uses the task's official settings and the hub datasets unless DATA_DIR is given.
+# The embedded default reads the small data subsets shipped in tests/fixtures/data, 8 documents
+# per task, with shortened diffusion settings (a random tiny model gains nothing from 1024
+# steps). Any other model runs every document with the task's official settings and the hub
+# datasets, unless LIMIT / DATA_DIR / EVAL_ARGS say otherwise.
 ifeq ($(MODEL),llada-tiny)
+LIMIT ?= 8
 DATA_DIR ?= tests/fixtures/data
 EVAL_ARGS ?= --gen-length 32 --steps 16 --block-length 16 --mc-num 16
 endif
+LIMIT ?=
 DATA_DIR ?=
 EVAL_ARGS ?=
 LIMIT_ARG = $(if $(LIMIT),--limit $(LIMIT),)
