@@ -100,7 +100,10 @@ def plan(spec: RunSpec) -> Plan:
             f"data directory {spec.data_dir} does not exist; pass a directory in the layout of "
             "shared/data (gsm8k/test.jsonl, mmlu/test/*.csv, ...) or omit --data-dir"
         )
-    names = resolve_tasks(list(spec.tasks), preset.family)
+    for extra in spec.include_path:
+        if not Path(extra).is_dir():
+            raise ConfigError(f"--include-path {extra} is not a directory")
+    names = resolve_tasks(list(spec.tasks), preset.family, spec.include_path)
     unsafe = unsafe_task_names(names, [tasks_dir(), *spec.include_path])
     if unsafe and not (spec.allow_code_execution or os.environ.get(CODE_EXEC_ENV) == "1"):
         from evalsuite.tasks.code_exec import CodeExecutionNotAllowedError
@@ -110,9 +113,6 @@ def plan(spec: RunSpec) -> Plan:
             f"--allow-code-execution (or set {CODE_EXEC_ENV}=1); programs run in the sandbox "
             "of evalsuite.tasks.code_exec"
         )
-    for extra in spec.include_path:
-        if not Path(extra).is_dir():
-            raise ConfigError(f"--include-path {extra} is not a directory")
     return Plan(spec, preset, tuple(names))
 
 
@@ -179,6 +179,16 @@ class _DropCustomDatasetNotice(logging.Filter):
         return "Custom kwargs can be passed" not in record.getMessage()
 
 
+def _preload_tasks(names: tuple[str, ...], tm: Any) -> None:
+    """Build every task once (prompts, data) before any weight loads, so that missing or
+    unreachable data fails in seconds, not after a 16 GB checkpoint has loaded. lm-eval
+    rebuilds them later from the datasets cache."""
+    from lm_eval.tasks import get_task_dict
+
+    for name in names:
+        get_task_dict([name], tm)
+
+
 def _merge(into: dict[str, Any], out: Mapping[str, Any]) -> None:
     """Merge one ``simple_evaluate`` output into the accumulated one."""
     for key, value in out.items():
@@ -216,8 +226,9 @@ def evaluate(spec: RunSpec) -> Path:
 
     logging.getLogger("lm_eval.api.task").addFilter(_DropCustomDatasetNotice())
     started = time.time()
-    lm = build_lm(p)
     tm = _task_manager(spec)
+    _preload_tasks(p.task_names, tm)
+    lm = build_lm(p)
     combined: dict[str, Any] = {}
     failure: BaseException | None = None
     for name in p.task_names:

@@ -97,10 +97,20 @@ def _dataset_dict(splits: dict[str, list[dict[str, Any]]]) -> Any:
 
 
 def _from_hub(benchmark: str, name: str | None = None) -> Any:
+    """The hub dataset of lm-eval's built-in task; an unreachable hub says how to go offline."""
     import datasets
 
+    from evalsuite.errors import HubUnreachableError
+
     path, default_name = HUB_DATASETS[benchmark]
-    return datasets.load_dataset(path=path, name=name or default_name)
+    try:
+        return datasets.load_dataset(path=path, name=name or default_name)
+    except ConnectionError as exc:
+        raise HubUnreachableError(
+            f"could not download the {benchmark} data {path!r} from the Hugging Face hub "
+            f"({exc}). To run offline, point --data-dir (or {DATA_DIR_ENV}) at a directory in "
+            "the layout of shared/data (see the README, 'Offline data')"
+        ) from None
 
 
 def _require_subset(benchmark: str, subset: str | None, choices: list[str]) -> str:

@@ -73,17 +73,20 @@ def _instruct_variant(name: str, known: frozenset[str]) -> str:
     return name
 
 
-def resolve_tasks(names: Sequence[str], family: Family) -> list[str]:
+def resolve_tasks(
+    names: Sequence[str], family: Family, extra_dirs: Sequence[Path] = ()
+) -> list[str]:
     """lm-eval task/group names for user-given short or full names, in order, without repeats.
 
     ``family`` "instruct" picks the instruct variant where one exists (the protocol differs).
+    Tasks defined in ``extra_dirs`` (``--include-path``) are accepted by their full names.
     Raises UnknownNameError (with the closest names) for an unknown name or family.
     """
     if family not in get_args(Family):
         raise UnknownNameError(did_you_mean(str(family), get_args(Family), "model family"))
     if not names:
         raise UnknownNameError(f"no task given; choose among {', '.join(SHORT_NAMES)}.")
-    known = known_task_names()
+    known = known_task_names().union(*(_names_in(Path(d).resolve()) for d in extra_dirs))
     resolved: list[str] = []
     for raw in names:
         name = raw.strip()
