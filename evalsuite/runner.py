@@ -23,8 +23,6 @@ from evalsuite.presets import Backend, Family, ModelPreset, resolve_model
 from evalsuite.tasks.code_exec import ALLOW_ENV as CODE_EXEC_ENV
 from evalsuite.tasks.data import DATA_DIR_ENV
 
-log = logging.getLogger(__name__)
-
 SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234,
          "fewshot_random_seed": 1234}
 
@@ -73,7 +71,7 @@ class Plan:
 
 def plan(spec: RunSpec) -> Plan:
     """Validate the spec and resolve names; raises before any weight loads."""
-    from evalsuite.tasks.registry import resolve_tasks, tasks_dir
+    from evalsuite.tasks.registry import resolve_tasks, unsafe_task_names
 
     preset = resolve_model(spec.model, backend=spec.backend, family=spec.family,
                            dtype=spec.dtype, revision=spec.revision)
@@ -104,7 +102,7 @@ def plan(spec: RunSpec) -> Plan:
         if not Path(extra).is_dir():
             raise ConfigError(f"--include-path {extra} is not a directory")
     names = resolve_tasks(list(spec.tasks), preset.family, spec.include_path)
-    unsafe = unsafe_task_names(names, [tasks_dir(), *spec.include_path])
+    unsafe = unsafe_task_names(names, spec.include_path)
     if unsafe and not (spec.allow_code_execution or os.environ.get(CODE_EXEC_ENV) == "1"):
         from evalsuite.tasks.code_exec import CodeExecutionNotAllowedError
 
@@ -114,40 +112,6 @@ def plan(spec: RunSpec) -> Plan:
             "of evalsuite.tasks.code_exec"
         )
     return Plan(spec, preset, tuple(names))
-
-
-def unsafe_task_names(names: list[str], dirs: list[Path]) -> list[str]:
-    """Requested tasks whose YAML (or a YAML it includes) says ``unsafe_code: true``."""
-    import re
-
-    flag = re.compile(r"^unsafe_code:\s*true\s*$", re.MULTILINE | re.IGNORECASE)
-    include = re.compile(r"^include:\s*['\"]?([\w.\-/]+)", re.MULTILINE)
-    task = re.compile(r"^task:\s*['\"]?([\w.\-]+)", re.MULTILINE)
-
-    def is_unsafe(path: Path, depth: int = 0) -> bool:
-        text = path.read_text(encoding="utf-8")
-        if flag.search(text):
-            return True
-        parent = include.search(text)
-        return bool(parent and depth < 8 and (path.parent / parent.group(1)).is_file()
-                    and is_unsafe(path.parent / parent.group(1), depth + 1))
-
-    unsafe: set[str] = set()
-    for directory in dirs:
-        for path in Path(directory).rglob("*.yaml"):
-            found = set(task.findall(path.read_text(encoding="utf-8"))) & set(names)
-            if found and is_unsafe(path):
-                unsafe |= found
-    return sorted(unsafe)
-
-
-def _task_manager(spec: RunSpec) -> Any:
-    from lm_eval.tasks import TaskManager
-
-    from evalsuite.tasks.registry import tasks_dir
-
-    paths = [str(tasks_dir()), *(str(p) for p in spec.include_path)]
-    return TaskManager(include_path=paths, include_defaults=False)
 
 
 def build_lm(p: Plan) -> Any:
@@ -226,7 +190,9 @@ def evaluate(spec: RunSpec) -> Path:
 
     logging.getLogger("lm_eval.api.task").addFilter(_DropCustomDatasetNotice())
     started = time.time()
-    tm = _task_manager(spec)
+    from evalsuite.tasks.registry import task_manager
+
+    tm = task_manager(extra_dirs=spec.include_path)
     _preload_tasks(p.task_names, tm)
     lm = build_lm(p)
     combined: dict[str, Any] = {}

@@ -14,11 +14,10 @@ lm-eval splits the documents by rank and gathers through :meth:`all_gather` and
 
 from __future__ import annotations
 
-import logging
+import functools
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -41,8 +40,6 @@ from evalsuite.models.requests import (
     truncate_stop,
 )
 
-log = logging.getLogger(__name__)
-
 OVERRIDE_KEYS = (
     "gen_length", "steps", "block_length", "temperature", "cfg_scale", "remasking",
     "logits_eos_inf", "confidence_eos_eot_inf", "mc_num", "decoding", "threshold",
@@ -53,13 +50,18 @@ DEFAULT_GEN_LENGTH = 256
 
 def task_settings(task: str | None, family: str) -> dict[str, Any]:
     """Per-task diffusion settings for the family, or {} for unknown tasks."""
+    return dict(_task_settings(task, family))
+
+
+@functools.lru_cache(maxsize=1024)
+def _task_settings(task: str | None, family: str) -> tuple[tuple[str, Any], ...]:
     if not task:
-        return {}
+        return ()
     try:
         from evalsuite.tasks.settings import diffusion_settings
     except ImportError:  # pragma: no cover - task package absent
-        return {}
-    return dict(diffusion_settings(task, family))
+        return ()
+    return tuple(diffusion_settings(task, family).items())
 
 
 def _init_distributed(device: str | None) -> tuple[int, torch.device]:
@@ -371,9 +373,3 @@ class LLaDAEvalModel(LM):
             texts.append(truncate_stop(text, req.until))
         per_sample_nfe = result.nfe * (2 if config.cfg_scale > 0 else 1)
         return texts, per_sample_nfe
-
-    # ----- summaries ----------------------------------------------------------------------
-    def totals(self) -> dict[str, float]:
-        """Forward passes, generated tokens and seconds summed over every request so far."""
-        keys: Iterable[str] = ("nfe", "generated_tokens", "seconds")
-        return {k: sum(s[k] for s in self.request_stats.values()) for k in keys}

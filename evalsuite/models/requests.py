@@ -8,10 +8,6 @@ from typing import Any
 
 from evalsuite.config import ESTIMATOR_KEYS, SAMPLER_KEYS
 
-#: lm-eval ``generation_kwargs`` keys that are not diffusion settings.
-PASSTHROUGH_GEN_KEYS = frozenset({"until", "do_sample", "max_gen_toks"})
-
-
 @dataclass(frozen=True)
 class LikelihoodRequest:
     """One lm-eval ``loglikelihood`` request, split the way lm-eval splits it."""

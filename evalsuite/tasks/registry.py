@@ -56,6 +56,32 @@ def _names_in(directory: Path) -> frozenset[str]:
     return frozenset(names)
 
 
+_UNSAFE_LINE = re.compile(r"^unsafe_code:\s*true\s*$", re.MULTILINE | re.IGNORECASE)
+_INCLUDE_LINE = re.compile(r"^include:\s*['\"]?([\w.\-/]+)", re.MULTILINE)
+
+
+def _is_unsafe(path: Path, depth: int = 0) -> bool:
+    """Whether a YAML, or one it includes, says ``unsafe_code: true`` (executes model output)."""
+    text = path.read_text(encoding="utf-8")
+    if _UNSAFE_LINE.search(text):
+        return True
+    parent = _INCLUDE_LINE.search(text)
+    target = path.parent / parent.group(1) if parent else None
+    return bool(target and depth < 8 and target.is_file() and _is_unsafe(target, depth + 1))
+
+
+def unsafe_task_names(names: Sequence[str], extra_dirs: Sequence[Path] = ()) -> list[str]:
+    """The requested tasks that execute model-written code (lm-eval's ``unsafe_code``)."""
+    wanted = set(names)
+    unsafe: set[str] = set()
+    for directory in (tasks_dir(), *map(Path, extra_dirs)):
+        for path in directory.rglob("*.yaml"):
+            found = set(_NAME_LINE.findall(path.read_text(encoding="utf-8"))) & wanted
+            if found and _is_unsafe(path):
+                unsafe |= found
+    return sorted(unsafe)
+
+
 def known_task_names() -> frozenset[str]:
     """Every task and group name defined by the YAMLs of :func:`tasks_dir`."""
     return _names_in(tasks_dir())
@@ -106,8 +132,13 @@ def resolve_tasks(
     return resolved
 
 
-def task_manager(metadata: dict[str, object] | None = None) -> TaskManager:
-    """lm-eval TaskManager over :func:`tasks_dir` only (no built-in tasks: fast to index)."""
+def task_manager(
+    metadata: dict[str, object] | None = None, extra_dirs: Sequence[Path] = ()
+) -> TaskManager:
+    """lm-eval TaskManager over :func:`tasks_dir` (plus ``extra_dirs``), no built-in tasks:
+    fast to index."""
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=metadata)
+    paths = [str(tasks_dir()), *(str(d) for d in extra_dirs)]
+    include: str | list[str] = paths[0] if len(paths) == 1 else paths
+    return TaskManager(include_path=include, include_defaults=False, metadata=metadata)
