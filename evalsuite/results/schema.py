@@ -202,7 +202,10 @@ class SampleRecord:
     generated text, or one line per choice with its log-likelihood); ``extracted`` the answer
     after each lm-eval filter; ``scores`` the per-sample metric values keyed ``"metric,filter"``;
     ``nfe``/``seconds``/``generated_tokens`` are summed over this document's requests (``None``
-    when the runner did not measure them).
+    when the runner did not measure them). ``loglikelihoods`` holds the full-precision
+    log-likelihood of every request of a likelihood task, in request order (``None`` for
+    generation tasks and for records written before the field existed, whose values survive only
+    as the 4-decimal text in ``output``); the gate's identity mode compares them.
     """
 
     task: str
@@ -217,6 +220,7 @@ class SampleRecord:
     generated_tokens: int | None
     doc_hash: str | None = None
     prompt_hash: str | None = None
+    loglikelihoods: tuple[float, ...] | None = None
 
 
 # ---------------------------------------------------------------- (de)serialisation
@@ -279,7 +283,7 @@ def run_to_dict(r: RunRecord) -> dict[str, Any]:
 
 
 def sample_to_dict(s: SampleRecord) -> dict[str, Any]:
-    return {
+    out = {
         "task": s.task,
         "doc_id": s.doc_id,
         "prompt": s.prompt,
@@ -293,6 +297,9 @@ def sample_to_dict(s: SampleRecord) -> dict[str, Any]:
         "doc_hash": s.doc_hash,
         "prompt_hash": s.prompt_hash,
     }
+    if s.loglikelihoods is not None:  # optional: absent in older v1 files and generation tasks
+        out["loglikelihoods"] = list(s.loglikelihoods)
+    return out
 
 
 def _metric_from_dict(d: Any, where: str) -> MetricValue:
@@ -375,6 +382,13 @@ def sample_from_dict(d: Any, where: str = "sample") -> SampleRecord:
         if isinstance(v, bool) or not isinstance(v, _NUM):
             raise ResultsError(f"{where}.scores.{k}: expected a number")
     extracted = _get(d, "extracted", dict, where)
+    lls = None
+    if d.get("loglikelihoods") is not None:
+        raw = _get(d, "loglikelihoods", list, where)
+        for i, v in enumerate(raw):
+            if isinstance(v, bool) or not isinstance(v, _NUM):
+                raise ResultsError(f"{where}.loglikelihoods[{i}]: expected a number")
+        lls = tuple(float(v) for v in raw)
     return SampleRecord(
         task=_get(d, "task", str, where),
         doc_id=_get(d, "doc_id", int, where),
@@ -388,6 +402,7 @@ def sample_from_dict(d: Any, where: str = "sample") -> SampleRecord:
         generated_tokens=_get(d, "generated_tokens", (int, type(None)), where),
         doc_hash=_get(d, "doc_hash", _OPT_STR, where),
         prompt_hash=_get(d, "prompt_hash", _OPT_STR, where),
+        loglikelihoods=lls,
     )
 
 
