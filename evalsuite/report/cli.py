@@ -150,7 +150,7 @@ def run_gate(args: argparse.Namespace) -> int:
     The Markdown and JUnit files are still written on an unexpected error (as an unusable
     input naming the error), so a CI job shows why the gate did not decide.
     """
-    from evalsuite.gate import GateDecision
+    from evalsuite.gate import GateDecision, to_junit, to_markdown
 
     try:
         return _gate(args)
@@ -161,11 +161,19 @@ def run_gate(args: argparse.Namespace) -> int:
         decision = GateDecision(
             str(args.baseline), str(args.candidate), (), (message,), args.allow_setting_changes
         )
-        try:
-            _write_outputs(decision, args)
-        except Exception as again:  # noqa: BLE001 - already failing; say so and exit 2
-            _err(f"gate: could not write the gate summary either ({again})")
+        print(to_markdown(decision), end="")
+        for path, render in ((args.markdown, to_markdown), (args.junit, to_junit)):
+            if path:
+                try:
+                    _write_text(path, render(decision))
+                except Exception as again:  # noqa: BLE001 - already failing; say so, exit 2
+                    _err(f"gate: could not write {path} either ({again})")
         return EXIT_USAGE
+
+
+def _write_text(path: str, text: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text, encoding="utf-8")
 
 
 def _write_outputs(decision: Any, args: argparse.Namespace) -> str:
@@ -174,11 +182,9 @@ def _write_outputs(decision: Any, args: argparse.Namespace) -> str:
 
     markdown = to_markdown(decision)
     if args.markdown:
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(markdown, encoding="utf-8")
+        _write_text(args.markdown, markdown)
     if args.junit:
-        Path(args.junit).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.junit).write_text(to_junit(decision), encoding="utf-8")
+        _write_text(args.junit, to_junit(decision))
     return markdown
 
 
