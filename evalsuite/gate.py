@@ -15,8 +15,8 @@ reports with the candidate, on the documents both evaluated:
   candidate (``require_all_tasks``), a task has no shared samples, or a task's version or
   settings differ (unless ``allow_setting_changes``; the differences are then listed).
 
-Outcome and exit code: ``pass`` 0, ``regression`` or ``changed`` 1, ``unusable`` 2. Nothing here reads files
-except :func:`load_policy`; the CLI lives in :mod:`evalsuite.report.cli`.
+Outcome and exit code: ``pass`` 0, ``regression`` or ``changed`` 1, ``unusable`` 2. Nothing
+here reads files except :func:`load_policy`; the CLI lives in :mod:`evalsuite.report.cli`.
 """
 
 from __future__ import annotations
@@ -390,7 +390,13 @@ def decide(
 
 # ---------------------------------------------------------------- renderings
 
-_ICON = {"pass": "✅", "regression": "❌", "changed": "❌", "missing": "⚠️", "incomparable": "⚠️"}
+_ICON = {
+    "pass": "✅",
+    "regression": "❌",
+    "changed": "❌",
+    "missing": "⚠️",
+    "incomparable": "⚠️",
+}
 _HEADLINE = {
     "pass": "✅ pass: no significant regression",
     "regression": "❌ regression",

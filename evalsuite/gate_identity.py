@@ -6,7 +6,9 @@ known exactly: when a task ran with unchanged settings, the same model, seeds, l
 and its requests are deterministic (likelihood tasks; generation at temperature 0), a rerun must
 reproduce every sample:
 
-* the rendered prompt, the generated text and every filtered response exactly;
+* the rendered prompt, the generated text and every filtered response exactly (except
+  wall-clock ``seconds`` values inside a filtered response, such as the run time of a
+  HumanEval check program, which no rerun reproduces);
 * every log-likelihood within ``|a - b| <= loglik_abs_tol + loglik_rel_tol * max(|a|, |b|)``
   (floating point differs slightly between machines and thread counts); where a record kept
   only the 4-decimal text of a log-likelihood (records written before ``SampleRecord.
@@ -32,6 +34,7 @@ ROUNDED_LOGLIK_RESOLUTION = 5e-5
 """Largest rounding error of a log-likelihood kept only as text with 4 decimals."""
 
 _LL_TEXT = re.compile(r"log-likelihood (\S+)\s*$")
+_WALL_TIME = re.compile(r"""(['"]seconds['"]\s*:\s*)-?[0-9][0-9.eE+-]*""")
 _SHOWN_CHARS = 160
 
 
@@ -166,6 +169,11 @@ def _loglikelihoods(sample: SampleRecord) -> tuple[tuple[float, ...], float] | N
     return (tuple(values), ROUNDED_LOGLIK_RESOLUTION) if values else None
 
 
+def without_wall_time(text: str) -> str:
+    """``text`` with every ``'seconds': <number>`` (Python or JSON notation) blanked out."""
+    return _WALL_TIME.sub(r"\1…", text)
+
+
 def _first_text_diff(a: str, b: str) -> tuple[str, str]:
     """Both texts from a little before their first differing character (for display)."""
     i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
@@ -211,7 +219,7 @@ def compare_samples(
             add("output", base.output, cand.output)
         for filt in sorted(set(base.extracted) | set(cand.extracted)):
             x, y = base.extracted.get(filt), cand.extracted.get(filt)
-            if x != y:
+            if x is None or y is None or without_wall_time(x) != without_wall_time(y):
                 add(f"filtered[{filt}]", "—" if x is None else x, "—" if y is None else y)
     return diffs, max_ll
 

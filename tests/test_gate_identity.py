@@ -210,3 +210,17 @@ def test_lm_eval_resps_keep_full_precision(tmp_path: Path) -> None:
     r = read_run(write_run_from_lm_eval(tmp_path, out, meta(), request_stats(original)))
     assert r.samples[0].loglikelihoods == (-1.234567891, -2.5)
     assert "-1.2346" in r.samples[0].output
+
+
+def test_wall_time_inside_filtered_responses_is_ignored(tmp_path: Path) -> None:
+    """HumanEval keeps each check program's run time in its filtered response."""
+    (s,) = [x for x in run(tmp_path, {GEN_TASK: flags(1, 1)}).samples]
+    outcome = "[{{'code': 'def f(): pass', 'passed': True, 'status': 'passed', 'seconds': {}}}]"
+    a = dataclasses.replace(s, extracted={"none": outcome.format(0.131)})
+    b = dataclasses.replace(s, extracted={"none": outcome.format(2.5e-05)})
+    policy = IdentityPolicy(enabled=True)
+    assert compare_samples(a, b, policy, likelihood=False) == ([], None)
+    failing = outcome.format(0.131).replace("True", "False")
+    failed = dataclasses.replace(b, extracted={"none": failing})
+    diffs, _ = compare_samples(a, failed, policy, likelihood=False)
+    assert [d.field for d in diffs] == ["filtered[none]"]
