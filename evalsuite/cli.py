@@ -119,13 +119,16 @@ def _gen_kwargs(text: str | None) -> dict[str, Any]:
         return {}
     from evalsuite.errors import ConfigError
 
+    hint = (f"--gen-kwargs {text!r}: expected key=value pairs separated by commas, "
+            "e.g. --gen-kwargs max_gen_toks=64,temperature=0.5")
+    if any("=" not in part for part in text.split(",") if part.strip()):
+        raise ConfigError(hint)
     try:
         from lm_eval.utils import simple_parse_args_string
 
         return dict(simple_parse_args_string(text))
     except (ValueError, IndexError):
-        raise ConfigError(f"--gen-kwargs {text!r}: expected key=value pairs separated by commas, "
-                          "e.g. --gen-kwargs max_gen_toks=64,temperature=0.5") from None
+        raise ConfigError(hint) from None
 
 
 def _print_summary(run_dir: Path) -> None:

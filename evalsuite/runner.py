@@ -328,7 +328,6 @@ def evaluate(spec: RunSpec | Plan) -> Path:
             "resolved_id": _display_id(p.preset.hub_id), "revision": p.preset.revision,
             "dtype": p.preset.dtype, "family": p.preset.family,
             "chat_template": p.apply_chat_template,
-            "family_reason": p.preset.family_reason,
             "special_tokens": lm.tokens.as_dict() if hasattr(lm, "tokens") else {},
         },
         "checkpoint": _checkpoint_fingerprint(lm),
@@ -337,6 +336,7 @@ def evaluate(spec: RunSpec | Plan) -> Path:
                   "request_seed": "sha256(run seed, request content, settings, repeat index "
                                   "when > 0)"},
         "settings_provenance": provenance,
+        "family": {"family": p.preset.family, "reason": p.preset.family_reason},
         "lm_eval_options": {
             "num_fewshot": spec.num_fewshot, "system_instruction": spec.system_instruction,
             "apply_chat_template": p.apply_chat_template,

@@ -207,18 +207,13 @@ def _derive_lengths(layers: list[tuple[Source, Mapping[str, Any]]], values: dict
     """Re-derive steps and block_length from a gen_length set above them (rules above)."""
     gen_rank = _RANK[sources["gen_length"]]
     below = [(s, v) for s, v in layers if _RANK[s] < gen_rank]
-    base: dict[str, Any] = {}
-    for key in _LENGTH_KEYS:
-        found = [v[key] for s, v in below if key in v]
-        base[key] = found[-1] if found else None
-    base_gen = base["gen_length"] or DEFAULT_GEN_LENGTH
-    base_block = base["block_length"] or base_gen
-    base_steps = base["steps"] or base_gen
+    base_gen, base_steps, base_block = _base_lengths(below)
     gen = values["gen_length"]
     if not isinstance(gen, int) or gen <= 0:
         return  # reported by _check_sampler
-    if sources["block_length"] == "default" or _RANK[sources["block_length"]] < gen_rank:
-        if base_block >= base_gen or sources["gen_length"] == "default":
+    derived: Source = "derived" if sources["gen_length"] != "default" else "default"
+    if _RANK[sources["block_length"]] < gen_rank or sources["block_length"] == "default":
+        if base_block >= base_gen:
             block = gen
             if gen != base_gen:
                 notes.append(f"block_length {gen}: pure diffusion (block = gen_length) at the new "
@@ -230,19 +225,46 @@ def _derive_lengths(layers: list[tuple[Source, Mapping[str, Any]]], values: dict
             block = max(d for d in range(1, min(base_block, gen) + 1) if gen % d == 0)
             notes.append(f"block_length {block}: the largest divisor of gen_length {gen} "
                          f"up to the base block_length {base_block}")
-        values["block_length"] = block
-        sources["block_length"] = "derived" if sources["gen_length"] != "default" else "default"
-    if sources["steps"] == "default" or _RANK[sources["steps"]] < gen_rank:
+        values["block_length"], sources["block_length"] = block, derived
+    if _RANK[sources["steps"]] < gen_rank or sources["steps"] == "default":
         block = values["block_length"]
         blocks = gen // block if isinstance(block, int) and block > 0 and gen % block == 0 else 1
         per_token = base_steps / base_gen
         steps = max(blocks, round(per_token * gen / blocks) * blocks)
-        values["steps"] = steps
-        sources["steps"] = "derived" if sources["gen_length"] != "default" else "default"
-        if sources["steps"] == "derived" and gen != base_gen:
+        values["steps"], sources["steps"] = steps, derived
+        if derived == "derived" and gen != base_gen:
             notes.append(f"steps {steps}: {per_token:g} steps per token of the base setting "
                          f"({base_steps}/{base_gen}) at gen_length {gen}, a multiple of the "
                          f"{blocks} block(s)")
+
+
+def _base_lengths(layers: list[tuple[Source, Mapping[str, Any]]]) -> tuple[int, int, int]:
+    """(gen_length, steps, block_length) that ``layers`` alone resolve to (recursively: the
+    base of a layer is what the layers below it decide)."""
+    tops = [i for i, (_, v) in enumerate(layers) if "gen_length" in v]
+    if not tops:
+        gen = DEFAULT_GEN_LENGTH
+        steps = next((v["steps"] for _, v in reversed(layers) if "steps" in v), gen)
+        block = next((v["block_length"] for _, v in reversed(layers) if "block_length" in v), gen)
+        return gen, steps, block
+    top = tops[-1]
+    gen = layers[top][1]["gen_length"]
+    base_gen, base_steps, base_block = _base_lengths(layers[:top])
+    if not isinstance(gen, int) or gen <= 0:
+        return base_gen, base_steps, base_block  # reported when it is the final value
+    above = layers[top:]
+    block = next((v["block_length"] for _, v in reversed(above) if "block_length" in v), None)
+    if block is None:
+        block = gen if base_block >= base_gen else (
+            base_block if gen % base_block == 0 else
+            max(d for d in range(1, min(base_block, gen) + 1) if gen % d == 0))
+    if not isinstance(block, int) or block <= 0:
+        block = gen
+    steps = next((v["steps"] for _, v in reversed(above) if "steps" in v), None)
+    if steps is None:
+        blocks = gen // block if block > 0 and gen % block == 0 else 1
+        steps = max(blocks, round(base_steps / base_gen * gen / blocks) * blocks)
+    return gen, steps, block
 
 
 def _check_sampler(values: dict[str, Any], sources: dict[str, Source], fix: OverrideSource) -> None:
