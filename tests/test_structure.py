@@ -1,0 +1,47 @@
+"""Module layout: no import cycles in the results package; developer tools outside the package."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "evalsuite"
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    """Every evalsuite module ``path`` imports, at module level or inside functions."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(package):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith(package))
+    return found
+
+
+def _cycles(package_dir: Path, package: str) -> list[list[str]]:
+    graph = {f"{package}.{p.stem}": _imports(p, package) for p in package_dir.glob("*.py")
+             if p.stem != "__init__"}
+    cycles: list[list[str]] = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        for nxt in graph.get(node, ()):
+            if nxt in stack:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt in graph and len(stack) < len(graph):
+                visit(nxt, [*stack, nxt])
+
+    for start in graph:
+        visit(start, [start])
+    return cycles
+
+
+def test_results_package_has_no_import_cycle():
+    # old code: schema imported convert (inside the v0 migration) and convert imported schema
+    assert _cycles(PACKAGE / "results", "evalsuite.results") == []
+
+
+def test_run_type_lives_with_the_records():
+    from evalsuite.results import Run, schema, store
+
+    assert Run is schema.Run is store.Run and Run.__module__ == "evalsuite.results.schema"
