@@ -45,3 +45,10 @@ def test_run_type_lives_with_the_records():
     from evalsuite.results import Run, schema, store
 
     assert Run is schema.Run is store.Run and Run.__module__ == "evalsuite.results.schema"
+
+
+def test_developer_tools_are_not_in_the_installed_package():
+    for moved in ("tasks/oracle.py", "tasks/validate.py", "tasks/generate.py", "models/arm_fixtures.py"):
+        assert not (PACKAGE / moved).exists(), moved
+    for mod in (PACKAGE.rglob("*.py")):
+        assert "tools" not in {m.split(".")[0] for m in _imports(mod, "tools")}, mod
