@@ -291,7 +291,7 @@ def evaluate(spec: RunSpec | Plan) -> Path:
     _quiet_lm_eval()
     started = time.time()
     tm = p.task_manager if p.task_manager is not None else _task_manager(spec)
-    tracker = _wandb_tracker(spec)
+    tracker = _wandb_tracker(p)
     lm = build_lm(p)
     combined: dict[str, Any] = {}
     failure: BaseException | None = None
@@ -409,15 +409,23 @@ def _seeds(spec: RunSpec) -> dict[str, int]:
     return {k: spec.seed for k in SEEDS}
 
 
-def _wandb_tracker(spec: RunSpec) -> Any:
-    """lm-eval's own WandbLogger for ``--wandb-args`` (None without it)."""
-    if spec.wandb_args is None:
+def _wandb_tracker(p: Plan) -> Any:
+    """lm-eval's own WandbLogger for ``--wandb-args`` (None without it); the planned settings
+    and their provenance go into the W&B run config."""
+    if p.spec.wandb_args is None:
         return None
     _require_wandb()
     from lm_eval.loggers import WandbLogger
     from lm_eval.utils import simple_parse_args_string
 
-    return WandbLogger(**simple_parse_args_string(spec.wandb_args))
+    from evalsuite.settings import settings_record
+
+    config = {
+        "evalsuite_model": p.preset.as_dict(),
+        "evalsuite_settings": {t.name: settings_record(t.config) for t in p.tasks},
+        "evalsuite_settings_provenance": {t.name: t.provenance.as_dict() for t in p.tasks},
+    }
+    return WandbLogger(init_args=simple_parse_args_string(p.spec.wandb_args), config_args=config)
 
 
 def _log_wandb(tracker: Any, results: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
@@ -427,7 +435,8 @@ def _log_wandb(tracker: Any, results: Mapping[str, Any], meta: Mapping[str, Any]
     if results.get("samples"):
         tracker.log_eval_samples(results["samples"])
     tracker.run.log({"evalsuite/nfe": meta["totals"]["nfe"],
-                     "evalsuite/generated_tokens": meta["totals"]["generated_tokens"]})
+                     "evalsuite/generated_tokens": meta["totals"]["generated_tokens"],
+                     "evalsuite/generation_s": meta["totals"]["generation_s"]})
     tracker.run.config.update({"evalsuite_settings": meta["settings"],
                                "evalsuite_settings_provenance": meta["settings_provenance"]},
                               allow_val_change=True)
