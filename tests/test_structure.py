@@ -52,3 +52,30 @@ def test_developer_tools_are_not_in_the_installed_package():
         assert not (PACKAGE / moved).exists(), moved
     for mod in (PACKAGE.rglob("*.py")):
         assert "tools" not in {m.split(".")[0] for m in _imports(mod, "tools")}, mod
+
+
+def test_code_execution_opt_in_travels_in_the_run_config(monkeypatch):
+    from evalsuite.tasks import code_exec
+
+    monkeypatch.delenv(code_exec.ALLOW_ENV, raising=False)
+    assert not code_exec.execution_confirmed()
+    with code_exec.confirmed_for_run(True):
+        assert code_exec.execution_confirmed()
+        code_exec.require_execution_confirmed("a test program")
+    assert not code_exec.execution_confirmed()
+    import os
+
+    assert code_exec.ALLOW_ENV not in os.environ  # nothing written to the environment
+
+
+def test_data_dir_travels_in_the_task_metadata(monkeypatch):
+    from conftest import FIXTURES
+
+    from evalsuite.tasks import data
+    from evalsuite.tasks.registry import task_manager
+
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+    assert len(data.load_gsm8k(evalsuite_data_dir=str(FIXTURES / "data"))["test"]) > 0
+    tm = task_manager(metadata={data.DATA_DIR_META: str(FIXTURES / "data")})
+    task = tm.load(["llada_gsm8k"])["tasks"]["llada_gsm8k"]  # no env var: from the metadata
+    assert len(task.dataset["test"]) > 0
