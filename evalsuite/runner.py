@@ -20,7 +20,7 @@ from typing import Any
 from evalsuite.config import SamplerConfig, split_settings
 from evalsuite.errors import ConfigError
 from evalsuite.presets import Backend, Family, ModelPreset, resolve_model
-from evalsuite.tasks.code_exec import ALLOW_ENV as CODE_EXEC_ENV
+from evalsuite.sandbox import ALLOW_ENV as CODE_EXEC_ENV
 from evalsuite.tasks.data import DATA_DIR_ENV
 
 SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234,
@@ -104,7 +104,7 @@ def plan(spec: RunSpec) -> Plan:
     names = resolve_tasks(list(spec.tasks), preset.family, spec.include_path)
     unsafe = unsafe_task_names(names, spec.include_path)
     if unsafe and not (spec.allow_code_execution or os.environ.get(CODE_EXEC_ENV) == "1"):
-        from evalsuite.tasks.code_exec import CodeExecutionNotAllowedError
+        from evalsuite.sandbox import CodeExecutionNotAllowedError
 
         raise CodeExecutionNotAllowedError(
             f"task(s) {', '.join(unsafe)} execute model-written code; to run them, pass "

@@ -21,7 +21,7 @@ from lm_eval.evaluator import simple_evaluate
 from lm_eval.tasks import TaskManager
 
 from evalsuite.tasks import humaneval
-from evalsuite.tasks.code_exec import (
+from evalsuite.sandbox import (
     ALLOW_ENV,
     CodeExecutionNotAllowedError,
     require_code_execution_opt_in,
