@@ -156,7 +156,8 @@ def test_isolation_report_says_what_is_in_force() -> None:
     info = sandbox_info()
     assert report["isolation"] == info.isolation
     assert {"network", "filesystem", "disk_quota", "processes", "verdict", "euid"} <= set(report)
-    if os.geteuid() == 0:  # CI runs as root: the full isolation must be in force there
+    forced = os.environ.get("EVALSUITE_SANDBOX_ISOLATION", "auto") == "restricted"
+    if os.geteuid() == 0 and not forced:  # CI runs as root: the full isolation must hold
         assert report["isolation"] == "namespaces", report["reason"]
         assert report["uid_separation"] is True
 

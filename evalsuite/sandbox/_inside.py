@@ -502,7 +502,7 @@ def launcher_main() -> None:
         verdict_r, verdict_w = os.pipe()
         judge_limits = dict(worker_limits, RLIMIT_NPROC=limits["judge_nproc"], RLIMIT_FSIZE=1 << 20)
         judge_fds = {0: judge_in_r, 1: judge_out_w, 2: judge_out_w, 3: to_worker_w, 4: from_worker_r, 5: verdict_w}
-        pids["judge"] = _spawn(spec, "judge", uids["judge"], judge_fds, "/" if spec["mode"] == "namespaces" else worker_cwd, judge_limits)
+        pids["judge"] = _spawn(spec, "judge", uids["judge"], judge_fds, "/", judge_limits)
         for fd in (judge_in_r, judge_out_w, to_worker_w, from_worker_r, verdict_w):
             os.close(fd)
         streams[judge_out_r] = "judge"
@@ -566,6 +566,9 @@ def launcher_main() -> None:
             pass
     if outcome is None:
         outcome = _verdict(verdict, tests is not None, exits)
+        if outcome[0] == "failed" and "without a verdict" in outcome[1]:
+            last = tails["judge"].decode("utf-8", "replace").strip().splitlines()[-1:]
+            outcome = (outcome[0], outcome[1] + (": " + last[0][:300] if last else ""))
     result = {
         "status": outcome[0],
         "detail": outcome[1],
