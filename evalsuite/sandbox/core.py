@@ -229,6 +229,24 @@ def _probe_python(python: str, uid: int) -> bool:
     return done.returncode == 0
 
 
+@functools.cache
+def _netns_prefix() -> tuple[str, ...]:
+    """For the fallback: ``unshare`` options that give a fresh network namespace here (as
+    root, or in an unprivileged user namespace where the kernel allows), else ``()``."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return ()
+    options = ["--net"] if os.geteuid() == 0 else ["--user", "--map-root-user", "--net"]
+    try:
+        done = subprocess.run(
+            [unshare, *options, "--", "true"], capture_output=True, timeout=30, check=False,
+            env={"PATH": "/usr/bin:/bin"}, cwd="/",
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return (unshare, *options, "--") if done.returncode == 0 else ()
+
+
 def _info(isolation: Isolation, python: str, reason: str) -> SandboxInfo:
     root = os.geteuid() == 0
     if isolation == "namespaces":
@@ -250,7 +268,14 @@ def _info(isolation: Isolation, python: str, reason: str) -> SandboxInfo:
         isolation="restricted",
         python=python,
         uid_separation=root,
-        network="sockets refused by an in-process audit hook (tamperable)",
+        network=(
+            "fresh network namespace"
+            + ("" if root else " in an unprivileged user namespace")
+            + " (loopback down), and sockets refused by an in-process audit hook"
+            if _netns_prefix()
+            else "sockets refused by an in-process audit hook (tamperable; no network "
+            "namespace available here)"
+        ),
         filesystem=(
             "writes outside the program directory refused by the audit hook"
             + ("; throw-away uid (kernel file permissions)" if root else "; same user")
@@ -377,7 +402,9 @@ def _execute(
         },
     }
     command = [python, "-I", "-B", "-c", _SOURCE, "launcher"]
-    if isolation == "namespaces":
+    if isolation == "restricted":
+        command = [*_netns_prefix(), *command]
+    else:
         command = [
             shutil.which("unshare") or "unshare", "--net", "--mount", "--pid", "--ipc",
             "--uts", "--fork", "--kill-child", "--", *command,
