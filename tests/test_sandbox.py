@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 from pathlib import Path
@@ -83,6 +84,14 @@ def test_types_survive_the_pipe() -> None:
     assert not run_program(as_list, tests=tests).passed
 
 
+def test_generators_and_subclasses_compare_as_in_one_process() -> None:
+    gen = "def f():\n    return (i for i in range(2))\n"
+    assert run_program(gen, tests=TestSuite("assert list(f()) == [0, 1]\n", "f")).passed
+    assert not run_program(gen, tests=TestSuite("assert f() == [0, 1]\n", "f")).passed
+    counter = "from collections import Counter\ndef f():\n    return Counter('aab')\n"
+    assert run_program(counter, tests=TestSuite("assert f() == {'a': 2, 'b': 1}\n", "f")).passed
+
+
 def test_context_defines_helpers_and_errors_map_back() -> None:
     tests = TestSuite(
         context="def helper(x):\n    return x + 1\n",
@@ -111,7 +120,7 @@ VALUES = [
 ]
 
 
-@pytest.mark.parametrize("value", VALUES, ids=repr)
+@pytest.mark.parametrize("value", VALUES, ids=[type(v).__name__ + str(i) for i, v in enumerate(VALUES)])
 def test_wire_round_trip_keeps_value_and_type(value: object) -> None:
     back = decode(loads(dumps(encode(value))))
     assert back == value and type(back) is type(value)
@@ -128,8 +137,30 @@ class _AlwaysEqual(int):
     __hash__ = int.__hash__
 
 
-@pytest.mark.parametrize("value", [_AlwaysEqual(3), object(), len, [iter([])]], ids=repr)
-def test_wire_refuses_anything_but_exact_plain_types(value: object) -> None:
+def _round_trip(value: object) -> object:
+    return decode(loads(dumps(encode(value))))
+
+
+def test_subclasses_travel_as_their_plain_value_without_their_methods() -> None:
+    back = _round_trip(_AlwaysEqual(3))
+    assert type(back) is int and back == 3 and back != 4
+    Point = collections.namedtuple("Point", "x y")
+    assert type(_round_trip(Point(1, 2))) is tuple
+    counts = _round_trip(collections.Counter("aab"))
+    assert type(counts) is dict and counts == {"a": 2, "b": 1}
+    assert _round_trip(range(1, 9, 3)) == range(1, 9, 3)
+
+
+def test_iterators_arrive_as_iterators() -> None:
+    back = _round_trip(x * x for x in range(3))
+    assert back != [0, 1, 4] and list(back) == [0, 1, 4]  # type: ignore[call-overload]
+    assert list(_round_trip(map(str, [1, 2]))) == ["1", "2"]  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    "value", [object(), len, [Path("x")], {1: object()}], ids=["object", "builtin", "path", "dict"]
+)
+def test_wire_refuses_anything_but_plain_data(value: object) -> None:
     with pytest.raises(TypeError, match="plain data only"):
         encode(value)
 

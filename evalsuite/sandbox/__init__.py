@@ -13,9 +13,10 @@ that decides the score. With a :class:`TestSuite` (how HumanEval scores), three 
 - the *judge* (trusted, a second throw-away uid) runs the dataset's code: the context (for
   HumanEval the problem's prompt, so helpers such as ``poly`` are the dataset's, not the
   model's) and the tests, with the entry point bound to a proxy. Each call sends the
-  arguments to the worker and decodes the answer; both travel as JSON of plain built-in
-  values (exact types only; tuples, sets, dicts, bytes, non-finite floats tagged), never
-  pickle, so no object with a custom ``__eq__`` and no code crosses. An exception in the
+  arguments to the worker and decodes the answer; both travel as JSON of plain values
+  (tuples, sets, dicts, bytes, ranges, iterators, non-finite floats tagged), never pickle,
+  and the judge builds only built-in objects from them, so no custom ``__eq__`` and no
+  code crosses (a subclass arrives as the value of its built-in base). An exception in the
   worker is re-raised in the judge as a built-in ``Exception`` subclass (never
   ``SystemExit``). The judge reports a pass only after the tests ran to their end; any
   other way out (an assertion, an error, the worker dying or sending malformed data, a

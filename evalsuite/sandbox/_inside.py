@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import collections.abc
 import json
 import math
 import os
@@ -40,37 +41,51 @@ def _reject_constant(name: str) -> object:
 
 
 def encode(value: object, depth: int = 0) -> object:
-    """Plain data -> JSON-ready value, keeping Python types JSON lacks.
+    """Plain data -> JSON-ready value, keeping the Python types JSON lacks.
 
-    Exact types only (a subclass of ``int`` or ``str`` is refused, so no custom ``__eq__``
-    travels): ``None``, ``bool``, ``int``, ``str`` and ``list`` as themselves; finite
-    ``float`` as a number, others as ``{"f": "nan"}``; ``tuple`` ``{"t": [...]}``, ``set``
-    ``{"s": [...]}``, ``frozenset`` ``{"fs": [...]}``, ``dict`` ``{"d": [[k, v], ...]}``,
-    ``bytes`` ``{"b": base64}``, ``complex`` ``{"c": [re, im]}``. Anything else raises
-    :class:`TypeError`.
+    ``None``, ``bool``, ``int``, ``str`` and ``list`` as themselves; finite ``float`` as a
+    number, others as ``{"f": "nan"}``; ``tuple`` ``{"t": [...]}``, ``set`` ``{"s": [...]}``,
+    ``frozenset`` ``{"fs": [...]}``, ``dict`` ``{"d": [[k, v], ...]}``, ``bytes``
+    ``{"b": base64}``, ``complex`` ``{"c": [re, im]}``, ``range`` ``{"r": [start, stop,
+    step]}``, any other iterator (a generator, ``map``, ...) ``{"it": [...]}`` (its items).
+    Subclasses travel as the value of their built-in base (a named tuple as a tuple, a
+    ``Counter`` as a dict, an ``IntEnum`` as an int): a custom ``__eq__`` never crosses,
+    whatever the sender does, because :func:`decode` builds only built-in values. Anything
+    else raises :class:`TypeError`.
     """
     if depth > MAX_DEPTH:
         raise ValueError("value nested too deeply for the sandbox's wire format")
-    kind = type(value)
-    if value is None or kind is bool or kind is int or kind is str:
+    nested = depth + 1
+    if value is None or isinstance(value, bool):
         return value
-    if kind is float:
-        return value if math.isfinite(value) else {"f": repr(value)}  # type: ignore[arg-type]
-    if kind is list:
-        return [encode(v, depth + 1) for v in value]  # type: ignore[attr-defined]
-    if kind is tuple:
-        return {"t": [encode(v, depth + 1) for v in value]}  # type: ignore[attr-defined]
-    if kind is set or kind is frozenset:
-        tag = "s" if kind is set else "fs"
-        return {tag: [encode(v, depth + 1) for v in value]}  # type: ignore[attr-defined]
-    if kind is dict:
-        items = value.items()  # type: ignore[attr-defined]
-        return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in items]}
-    if kind is bytes:
-        return {"b": base64.b64encode(value).decode("ascii")}  # type: ignore[arg-type]
-    if kind is complex:
-        return {"c": [encode(value.real, depth + 1), encode(value.imag, depth + 1)]}  # type: ignore[attr-defined]
-    raise TypeError(f"a {kind.__name__} cannot cross the sandbox boundary (plain data only)")
+    if isinstance(value, int):
+        return int.__index__(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, float):
+        number = float.__float__(value)
+        return number if math.isfinite(number) else {"f": repr(number)}
+    if isinstance(value, (bytes, bytearray)):
+        return {"b": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, complex):
+        return {"c": [encode(value.real, nested), encode(value.imag, nested)]}
+    if isinstance(value, dict):
+        return {"d": [[encode(k, nested), encode(v, nested)] for k, v in dict.items(value)]}
+    if isinstance(value, list):
+        return [encode(v, nested) for v in list.__iter__(value)]
+    if isinstance(value, tuple):
+        return {"t": [encode(v, nested) for v in tuple.__iter__(value)]}
+    if isinstance(value, frozenset):
+        return {"fs": [encode(v, nested) for v in frozenset.__iter__(value)]}
+    if isinstance(value, set):
+        return {"s": [encode(v, nested) for v in set.__iter__(value)]}
+    if isinstance(value, range):
+        return {"r": [value.start, value.stop, value.step]}
+    if isinstance(value, collections.abc.Iterator):
+        return {"it": [encode(v, nested) for v in value]}
+    raise TypeError(
+        f"a {type(value).__name__} cannot cross the sandbox boundary (plain data only)"
+    )
 
 
 def _float(raw: object) -> float:
@@ -101,9 +116,20 @@ def decode(raw: object, depth: int = 0) -> object:
         raise ValueError("malformed value on the wire")
     if tag == "c" and len(body) == 2:
         return complex(_float(body[0]), _float(body[1]))
+    if tag == "r" and len(body) == 3 and all(type(v) is int for v in body) and body[2] != 0:
+        return range(body[0], body[1], body[2])
     items = [decode(v, depth + 1) for v in body]
+    try:
+        return _build(tag, items)
+    except TypeError as exc:  # an unhashable member of a set or a dict key
+        raise ValueError(f"malformed value on the wire: {exc}") from None
+
+
+def _build(tag: str, items: list) -> object:
     if tag == "t":
         return tuple(items)
+    if tag == "it":
+        return iter(items)
     if tag == "s":
         return set(items)
     if tag == "fs":
