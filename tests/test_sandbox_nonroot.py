@@ -54,7 +54,23 @@ SCRIPT = textwrap.dedent("""
     square = s.TestSuite("assert f(2) == 4\\nassert f(3) == 9\\n", "f")
     tamper = "import __main__\\n__main__.GUARD['enabled'] = False\\n"
     udp = "import socket\\ndef f(x):\\n    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', 9))\\n    return x * x\\n"
+    forge = tamper + (
+        "import os\\n"
+        "def f(x):\\n"
+        "    for pid in os.listdir('/proc'):\\n"
+        "        if not pid.isdigit() or int(pid) in (os.getpid(), HARNESS):\\n"
+        "            continue\\n"
+        "        for fd in range(0, 16):\\n"
+        "            try:\\n"
+        "                with open(f'/proc/{pid}/fd/{fd}', 'wb') as fh:\\n"
+        "                    fh.write(b'{\\"passed\\": true, \\"detail\\": \\"\\"}\\\\n{\\"status\\": \\"passed\\"}\\\\n')\\n"
+        "                print('OPENED', pid, fd)\\n"
+        "            except OSError:\\n"
+        "                pass\\n"
+        "    os._exit(0)\\n"
+    ).replace("HARNESS", str(os.getpid()))
     runs = {
+        "forge-via-proc": s.run_program(forge, tests=square),
         "good": s.run_program("def f(x):\\n    return x * x\\n", tests=square),
         "wrong": s.run_program("def f(x):\\n    return 4\\n", tests=square),
         "exit": s.run_program("import os\\ndef f(x):\\n    os._exit(0)\\n", tests=square),
@@ -82,9 +98,10 @@ def test_without_root_the_fallback_holds() -> None:
     assert info["isolation"] == "restricted" and info["uid_separation"] is False
     assert "not running as root" in info["reason"]
     assert runs["good"] == ["passed", ""]
-    for name in ("wrong", "exit", "udp", "write"):
+    for name in ("wrong", "exit", "udp", "write", "forge-via-proc"):
         assert runs[name][0] == "failed", (name, runs[name])
     assert "PermissionError" in runs["udp"][1] and "PermissionError" in runs["write"][1]
+    assert "EOFError" in runs["forge-via-proc"][1], runs["forge-via-proc"]  # it ran, then exited
     if info["network"].startswith("fresh network namespace"):
         # the guard was switched off by the program, the kernel still has no route out
         assert runs["udp-tampered"][0] == "failed" and "unreachable" in runs["udp-tampered"][1]

@@ -334,6 +334,7 @@ def _proxy(channel: Channel, name: str):  # type: ignore[no-untyped-def]
 
 def judge_main() -> None:
     """Run the trusted tests against the worker's function; verdict on descriptor 5."""
+    _not_dumpable()
     spec = json.loads(sys.stdin.read())
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -432,6 +433,15 @@ def _no_new_privs() -> None:
     libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
 
 
+def _not_dumpable() -> None:
+    """PR_SET_DUMPABLE 0: even a process of the same uid cannot ptrace this one or open its
+    ``/proc/<pid>/fd``, ``mem`` or ``environ`` (what protects the launcher and the judge
+    from the worker where they share a uid, in the fallback without root)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
+
+
 def _spawn(spec: dict, role: str, uid: int | None, fds: dict[int, int], cwd: str, limits: dict) -> int:
     """Fork and exec ``python -c SOURCE role`` with exactly ``fds`` (target -> source)."""
     import resource
@@ -457,7 +467,10 @@ def _spawn(spec: dict, role: str, uid: int | None, fds: dict[int, int], cwd: str
             resource.setrlimit(getattr(resource, name), (value, value))
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": cwd, "TMPDIR": cwd}
         python = spec["python"]
-        os.execve(python, [python, "-I", "-B", "-c", spec["source"], role], env)
+        argv = [python, "-I", "-B", "-c", spec["source"], role]
+        if role == "worker" and spec["worker_prefix"]:  # its own user + network namespace
+            argv = list(spec["worker_prefix"]) + argv
+        os.execve(argv[0], argv, env)
     except BaseException as exc:  # noqa: BLE001
         os.write(2, ("sandbox: could not start the %s: %r\n" % (role, exc)).encode())
     os._exit(127)
@@ -480,6 +493,7 @@ def launcher_main() -> None:
     import signal
     import time
 
+    _not_dumpable()
     spec = json.loads(sys.stdin.read())
     started = time.monotonic()
     limits = spec["limits"]
@@ -602,6 +616,7 @@ def launcher_main() -> None:
         "judge_output": tails["judge"].decode("utf-8", "replace"),
         "exits": exits,
         "facts": facts,
+        "nonce": spec["nonce"],
     }
     _write_all(out_fd, (json.dumps(result) + "\n").encode())
     if spec["mode"] != "namespaces" and uids["worker"] is not None:

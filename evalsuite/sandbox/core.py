@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import platform
+import secrets
 import shutil
 import signal
 import subprocess
@@ -236,7 +237,7 @@ def _netns_prefix() -> tuple[str, ...]:
     unshare = shutil.which("unshare")
     if unshare is None:
         return ()
-    options = ["--net"] if os.geteuid() == 0 else ["--user", "--map-root-user", "--net"]
+    options = ["--user", "--map-root-user", "--net"]  # also works after dropping to a uid
     try:
         done = subprocess.run(
             [unshare, *options, "--", "true"], capture_output=True, timeout=30, check=False,
@@ -269,9 +270,8 @@ def _info(isolation: Isolation, python: str, reason: str) -> SandboxInfo:
         python=python,
         uid_separation=root,
         network=(
-            "fresh network namespace"
-            + ("" if root else " in an unprivileged user namespace")
-            + " (loopback down), and sockets refused by an in-process audit hook"
+            "the worker in its own unprivileged user namespace with a fresh network "
+            "namespace (loopback down), and sockets refused by an in-process audit hook"
             if _netns_prefix()
             else "sockets refused by an in-process audit hook (tamperable; no network "
             "namespace available here)"
@@ -379,6 +379,7 @@ def _execute(
         python_roots = []
         if uids:
             os.chown(workdir, uids["worker"], uids["worker"])
+    nonce = secrets.token_hex(16)
     nproc = limits.max_processes
     if not root:  # RLIMIT_NPROC counts every process of the user
         nproc += len(_processes_of(os.geteuid())) + 8
@@ -392,6 +393,8 @@ def _execute(
         "python_roots": python_roots,
         "source": _SOURCE,
         "guard": True,
+        "nonce": nonce,
+        "worker_prefix": list(_netns_prefix()) if isolation == "restricted" else [],
         "limits": {
             "timeout_s": limits.timeout_s,
             "memory_mb": limits.memory_mb,
@@ -402,9 +405,7 @@ def _execute(
         },
     }
     command = [python, "-I", "-B", "-c", _SOURCE, "launcher"]
-    if isolation == "restricted":
-        command = [*_netns_prefix(), *command]
-    else:
+    if isolation == "namespaces":
         command = [
             shutil.which("unshare") or "unshare", "--net", "--mount", "--pid", "--ipc",
             "--uts", "--fork", "--kill-child", "--", *command,
@@ -433,6 +434,8 @@ def _execute(
     try:
         result = json.loads(out.decode("utf-8").strip().splitlines()[-1])
         status = result["status"]
+        if result["nonce"] != nonce:
+            raise ValueError("the launcher's result lacks this run's nonce")
     except (ValueError, IndexError, KeyError, TypeError):
         tail = err.decode("utf-8", "replace").strip()[-500:]
         return ExecResult(False, "error", f"the sandbox launcher failed: {tail}", seconds)
