@@ -79,6 +79,7 @@ def _harness_goes_on() -> Iterator[None]:
 # --- resources ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("guard", GUARDS)
 def test_infinite_loop_times_out(guard: str) -> None:
     result = _run(_candidate("while True:\n    pass\n", guard), timeout_s=1.5)
@@ -92,12 +93,14 @@ def test_memory_bomb_fails(guard: str) -> None:
     assert "MemoryError" in result.detail
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("guard", GUARDS)
 def test_fork_bomb_is_capped_and_nothing_is_left(guard: str) -> None:
     attack = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     _run(_candidate(attack, guard), timeout_s=2, max_processes=8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("guard", GUARDS)
 def test_deep_recursion_fails(guard: str) -> None:
     attack = "import sys\nsys.setrecursionlimit(10 ** 7)\ndef r(n):\n    return r(n + 1) + 1\nreturn r(0)\n"
@@ -111,6 +114,7 @@ def test_huge_output_fails_at_the_cap(guard: str) -> None:
     assert "output limit" in result.detail
 
 
+@pytest.mark.slow
 @needs_namespaces
 @pytest.mark.parametrize("guard", GUARDS)
 def test_filling_the_disk_stops_at_the_quota(guard: str) -> None:
@@ -267,6 +271,7 @@ def test_killing_the_parent_or_the_harness(attack: str, guard: str) -> None:
     _run(_candidate(attack, guard))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not ROOT, reason="finding escaped daemons needs the throw-away uids (root)")
 @pytest.mark.parametrize("guard", GUARDS)
 def test_a_daemon_does_not_outlive_the_program(guard: str, tmp_path: Path) -> None:

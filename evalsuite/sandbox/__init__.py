@@ -45,12 +45,16 @@ distinct throw-away uids with no groups and ``no_new_privs``, under ``RLIMIT_AS`
 environment, and a wall clock and an output cap enforced by the launcher.
 
 **Fallback** (``restricted`` mode: not root, or no working ``unshare``; logged as a
-warning and recorded): the same three processes without namespaces; an audit hook in the
-worker refuses socket creation outright, writes outside its directory, ``fork``/exec,
-signals to other processes and ``ctypes``; as root the judge and the worker still get
-throw-away uids and every process of those uids is killed afterwards, otherwise the
-session is. In-process hooks can be tampered with, so this mode is weaker: use root (CI
-and containers do) for real isolation. ``EVALSUITE_SANDBOX_ISOLATION`` forces a mode.
+warning and recorded): the same three processes without mount or pid namespaces. The worker
+runs in its own unprivileged user namespace with a fresh network namespace where the kernel
+allows, under an audit hook that refuses socket creation outright, writes outside its
+directory, ``fork``/exec, signals to other processes and ``ctypes``. The launcher and the
+judge make themselves non-dumpable (no ptrace or ``/proc/<pid>/fd`` even for the same uid),
+and the launcher's result line carries a per-run nonce. As root the judge and the worker
+still get throw-away uids and every process of those uids is killed afterwards; otherwise
+the session is, and the program has the user's rights (files, the harness process). In-process
+hooks can be tampered with, so this mode is weaker: use root (CI and containers do) for real
+isolation. ``EVALSUITE_SANDBOX_ISOLATION`` forces a mode.
 """
 
 from __future__ import annotations
