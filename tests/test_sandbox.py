@@ -173,6 +173,20 @@ def test_wire_rejects_malformed_messages(raw: bytes) -> None:
         decode(loads(raw))
 
 
+def test_a_sandbox_that_cannot_start_is_an_error_never_a_failure() -> None:
+    from evalsuite.sandbox import SandboxError, raise_for_sandbox_errors
+    from evalsuite.sandbox.core import _execute, _Limits
+
+    broken = _execute("restricted", "pass\n", SQUARE, _Limits(), "/nonexistent/python3")
+    assert (broken.passed, broken.status) == (False, "error")
+    assert "could not start" in broken.detail
+    fine = run_program("def f(x):\n    return x\n", tests=SQUARE)
+    raise_for_sandbox_errors([fine])  # a failed program is not a sandbox error
+    with pytest.raises(SandboxError, match="could not run 1 of 2") as err:
+        raise_for_sandbox_errors([fine, broken])
+    assert err.value.exit_code == EXIT_USAGE
+
+
 # --- limits, info, opt-in ------------------------------------------------------------------
 
 

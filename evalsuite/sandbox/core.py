@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from evalsuite.errors import ConfigError
+from evalsuite.errors import ConfigError, EvalsuiteError
 
 __all__ = [
     "ISOLATION_ENV",
@@ -34,8 +34,10 @@ __all__ = [
     "ExecResult",
     "ExecStatus",
     "Isolation",
+    "SandboxError",
     "SandboxInfo",
     "TestSuite",
+    "raise_for_sandbox_errors",
     "isolation_report",
     "run_program",
     "run_programs",
@@ -59,6 +61,10 @@ _uid_counter = itertools.count()
 _uid_lock = threading.Lock()
 _GRACE_S = 20.0
 """Extra seconds the harness waits for the launcher after the program's own wall clock."""
+
+
+class SandboxError(EvalsuiteError):
+    """The sandbox itself could not run programs (the environment, not the program)."""
 
 
 @dataclass(frozen=True)
@@ -475,6 +481,18 @@ def run_program(
     _validate(limits)
     info = sandbox_info()
     return _execute(info.isolation, program, tests, limits, info.python)
+
+
+def raise_for_sandbox_errors(results: Sequence[ExecResult]) -> None:
+    """Raise :class:`SandboxError` when any result has status ``error``: the sandbox did
+    not run that program, so scoring it as a failure would record a wrong number."""
+    errors = [r for r in results if r.status == "error"]
+    if errors:
+        raise SandboxError(
+            f"the sandbox could not run {len(errors)} of {len(results)} programs (first: "
+            f"{errors[0].detail}); nothing was scored. Check `python -c \"import evalsuite."
+            f"sandbox as s; print(s.isolation_report())\"` and {ISOLATION_ENV}."
+        )
 
 
 def run_programs(

@@ -137,7 +137,9 @@ def execute_tests(
 
     ``resps`` holds code from :func:`build_predictions` (prompt included). Raises
     :class:`~evalsuite.sandbox.CodeExecutionNotAllowedError` unless the run opted
-    in; all documents' programs run concurrently (:data:`EXEC_WORKERS`).
+    in, and :class:`~evalsuite.sandbox.SandboxError` if the sandbox could not run a program
+    (never scored as a failure); all documents' programs run concurrently
+    (:data:`EXEC_WORKERS`).
     """
     sandbox.require_execution_confirmed("HumanEval unit tests of model completions")
     flat = [
@@ -152,6 +154,7 @@ def execute_tests(
         timeout_s=TEST_TIMEOUT_S,
         memory_mb=TEST_MEMORY_MB,
     )
+    sandbox.raise_for_sandbox_errors(results)
     out: list[list[dict[str, Any]]] = [[] for _ in docs]
     for (i, code, _), res in zip(flat, results, strict=True):
         outcome = SampleOutcome(code, res.passed, res.status, res.detail, round(res.seconds, 3))
