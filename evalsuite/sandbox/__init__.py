@@ -42,7 +42,8 @@ writable place is ``/tmp``, the program's directory, a tmpfs of ``disk_mb`` (the
 disk quota, 64 MiB by default) owned by the worker's uid. The judge and the worker run as
 distinct throw-away uids with no groups and ``no_new_privs``, under ``RLIMIT_AS`` (memory),
 ``RLIMIT_NPROC`` (processes), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``, no core files, a clean
-environment, and a wall clock and an output cap enforced by the launcher.
+environment, and a wall clock and an output cap enforced by the launcher. Every process is
+``python -I -B -S``: the standard library only (no site-packages, no ``.pth`` hooks).
 
 **Fallback** (``restricted`` mode: not root, or no working ``unshare``; logged as a
 warning and recorded): the same three processes without mount or pid namespaces. The worker

@@ -467,7 +467,7 @@ def _spawn(spec: dict, role: str, uid: int | None, fds: dict[int, int], cwd: str
             resource.setrlimit(getattr(resource, name), (value, value))
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": cwd, "TMPDIR": cwd}
         python = spec["python"]
-        argv = [python, "-I", "-B", "-c", spec["source"], role]
+        argv = [python, "-I", "-B", "-S", "-c", spec["source"], role]
         if role == "worker" and spec["worker_prefix"]:  # its own user + network namespace
             argv = list(spec["worker_prefix"]) + argv
         os.execve(argv[0], argv, env)

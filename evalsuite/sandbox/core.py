@@ -225,7 +225,7 @@ def _restricted_python(uid: int | None) -> str:
 def _probe_python(python: str, uid: int) -> bool:
     try:
         done = subprocess.run(
-            [python, "-I", "-B", "-c", "import json, math, resource, selectors"],
+            [python, "-I", "-B", "-S", "-c", "import json, math, resource, selectors"],
             cwd="/", env={"PATH": "/usr/bin:/bin"}, stdin=subprocess.DEVNULL,
             capture_output=True, timeout=30, check=False, user=uid, group=uid, extra_groups=[],
         )
@@ -410,7 +410,7 @@ def _execute(
             "output_bytes": limits.output_kb * 1024,
         },
     }
-    command = [python, "-I", "-B", "-c", _SOURCE, "launcher"]
+    command = [python, "-I", "-B", "-S", "-c", _SOURCE, "launcher"]
     if isolation == "namespaces":
         command = [
             shutil.which("unshare") or "unshare", "--net", "--mount", "--pid", "--ipc",
