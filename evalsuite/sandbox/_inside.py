@@ -540,19 +540,26 @@ def launcher_main() -> None:
         judge_out_r, judge_out_w = os.pipe()
         judge_in_r, judge_in_w = os.pipe()
         verdict_r, verdict_w = os.pipe()
-        judge_limits = dict(worker_limits, RLIMIT_NPROC=limits["judge_nproc"], RLIMIT_FSIZE=1 << 20)
-        judge_fds = {0: judge_in_r, 1: judge_out_w, 2: judge_out_w, 3: to_worker_w, 4: from_worker_r, 5: verdict_w}
+        judge_limits = dict(
+            worker_limits, RLIMIT_NPROC=limits["judge_nproc"], RLIMIT_FSIZE=1 << 20
+        )
+        judge_fds = {
+            0: judge_in_r, 1: judge_out_w, 2: judge_out_w,
+            3: to_worker_w, 4: from_worker_r, 5: verdict_w,
+        }
         pids["judge"] = _spawn(spec, "judge", uids["judge"], judge_fds, "/", judge_limits)
         for fd in (judge_in_r, judge_out_w, to_worker_w, from_worker_r, verdict_w):
             os.close(fd)
         streams[judge_out_r] = "judge"
-        _write_all(judge_in_w, json.dumps({k: tests[k] for k in ("context", "tests", "entry_point")}).encode())
+        judge_spec = {k: tests[k] for k in ("context", "tests", "entry_point")}
+        _write_all(judge_in_w, json.dumps(judge_spec).encode())
         entry = tests["entry_point"]
     else:
         os.close(to_worker_w)
         entry = ""
         verdict_r = from_worker_r
-    _write_all(worker_in_w, json.dumps({"program": spec["program"], "entry_point": entry, "guard": spec["guard"]}).encode())
+    worker_spec = {"program": spec["program"], "entry_point": entry, "guard": spec["guard"]}
+    _write_all(worker_in_w, json.dumps(worker_spec).encode())
 
     tails = {"worker": b"", "judge": b""}
     sizes = {"worker": 0, "judge": 0}

@@ -323,7 +323,9 @@ def sandbox_info() -> SandboxInfo:
         if not why:
             return _info("namespaces", _harness_python()[0], f"{ISOLATION_ENV}={wanted}")
         if wanted == "namespaces":
-            raise ConfigError(f"sandbox: {ISOLATION_ENV}=namespaces but {why}; unset it to fall back")
+            raise ConfigError(
+                f"sandbox: {ISOLATION_ENV}=namespaces but {why}; unset it to fall back"
+            )
         _log.warning("sandbox: using the restricted fallback: %s", why)
         reason = why
     else:
@@ -425,11 +427,15 @@ def _execute(
         shutil.rmtree(workdir, ignore_errors=True)
         return ExecResult(False, "error", f"could not start the sandbox: {exc}", 0.0)
     try:
-        out, err = proc.communicate(json.dumps(spec).encode(), timeout=limits.timeout_s + _GRACE_S)
-    except subprocess.TimeoutExpired:
+        out, err = proc.communicate(
+            json.dumps(spec).encode(), timeout=limits.timeout_s + _GRACE_S
+        )
+    except subprocess.TimeoutExpired:  # the launcher's own clock did not end it: kill all
         _kill_session(proc.pid)
-        out, err = proc.communicate()
-        return ExecResult(False, "timeout", f"timed out after {limits.timeout_s:g} s", time.monotonic() - started)
+        proc.kill()
+        proc.wait()
+        detail = f"timed out after {limits.timeout_s:g} s"
+        return ExecResult(False, "timeout", detail, time.monotonic() - started)
     finally:
         _kill_session(proc.pid)
         if uids:
@@ -514,4 +520,6 @@ def run_programs(
         return []
     sandbox_info()  # choose once, before the threads start
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items)))) as pool:
-        return list(pool.map(lambda pair: run_program(pair[0], tests=pair[1], **limits), zip(items, suites)))
+        return list(
+            pool.map(lambda pair: run_program(pair[0], tests=pair[1], **limits), zip(items, suites))
+        )
