@@ -21,7 +21,7 @@ from evalsuite.errors import ConfigError
 from evalsuite.presets import Backend, Family, ModelPreset, resolve_model
 from evalsuite.settings import Overrides, Provenance, TaskInfo, parse_knobs, resolve
 from evalsuite.settings.resolve import validate_overrides
-from evalsuite.tasks.code_exec import ALLOW_ENV as CODE_EXEC_ENV
+from evalsuite.sandbox import ALLOW_ENV as CODE_EXEC_ENV
 from evalsuite.tasks.data import DATA_DIR_META
 
 SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234,
@@ -150,12 +150,12 @@ def plan(spec: RunSpec) -> Plan:
     names = resolve_tasks(list(spec.tasks), preset.family, spec.include_path)
     unsafe = unsafe_task_names(names, spec.include_path)
     if unsafe and not (spec.allow_code_execution or os.environ.get(CODE_EXEC_ENV) == "1"):
-        from evalsuite.tasks.code_exec import CodeExecutionNotAllowedError
+        from evalsuite.sandbox import CodeExecutionNotAllowedError
 
         raise CodeExecutionNotAllowedError(
             f"task(s) {', '.join(unsafe)} execute model-written code; to run them, pass "
             f"--allow-code-execution (or set {CODE_EXEC_ENV}=1); programs run in the sandbox "
-            "of evalsuite.tasks.code_exec"
+            "of evalsuite.sandbox"
         )
     if spec.wandb_args is not None:
         _require_wandb()
@@ -286,7 +286,7 @@ def evaluate(spec: RunSpec | Plan) -> Path:
 
     from evalsuite.results.provenance import collect_environment
     from evalsuite.results.store import write_run_from_lm_eval
-    from evalsuite.tasks.code_exec import confirmed_for_run
+    from evalsuite.sandbox import confirmed_for_run
 
     _quiet_lm_eval()
     started = time.time()
