@@ -92,6 +92,8 @@ class Plan:
     tasks: tuple[PlannedTask, ...] = ()
     """Leaf tasks with their resolved settings (diffusion backend only)."""
     task_manager: Any = None
+    unsafe_tasks: tuple[str, ...] = ()
+    """Tasks that execute model-written code (in the sandbox)."""
 
     @property
     def code_execution(self) -> bool:
@@ -161,7 +163,7 @@ def plan(spec: RunSpec) -> Plan:
         _require_wandb()
     tm = _task_manager(spec)
     tasks = _plan_settings(names, preset, spec, overrides, tm) if preset.backend == "llada" else ()
-    return Plan(spec, preset, tuple(names), tasks, tm)
+    return Plan(spec, preset, tuple(names), tasks, tm, tuple(unsafe))
 
 
 def _require_wandb() -> None:
@@ -353,6 +355,7 @@ def evaluate(spec: RunSpec | Plan) -> Path:
         "failed": None if failure is None else f"{type(failure).__name__}: {failure}",
         "overrides": dict(spec.overrides),
         "world_size": getattr(lm, "world_size", 1),
+        "sandbox": _sandbox_record(p),
     }
     run_dir = write_run_from_lm_eval(Path(spec.output), combined, meta, stats)
     if tracker is not None:
@@ -361,6 +364,15 @@ def evaluate(spec: RunSpec | Plan) -> Path:
         failure.add_note(f"the tasks finished before the failure were saved in {run_dir}")
         raise failure
     return run_dir
+
+
+def _sandbox_record(p: Plan) -> dict[str, Any] | None:
+    """The isolation in force for model-written code, when the run executed any."""
+    if not p.unsafe_tasks:
+        return None
+    from evalsuite.sandbox import isolation_report
+
+    return {"tasks": list(p.unsafe_tasks), **isolation_report()}
 
 
 def _display_id(hub_id: str) -> str:

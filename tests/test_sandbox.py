@@ -228,3 +228,17 @@ def test_the_old_import_path_still_works() -> None:
 
     assert code_exec.run_program is run_program and code_exec.TestSuite is TestSuite
     assert Path(code_exec.__file__).name == "code_exec.py"
+
+
+def test_run_record_names_the_isolation_of_code_tasks(tmp_path: Path) -> None:
+    """A run that executes model-written code records the sandbox's isolation; others don't."""
+    from evalsuite.runner import RunSpec, _sandbox_record, plan
+
+    data = Path(__file__).parent / "fixtures" / "data"
+    code = plan(RunSpec(model="llada-tiny", tasks=("humaneval",), data_dir=data,
+                        allow_code_execution=True, limit=1))
+    record = _sandbox_record(code)
+    assert record is not None and record["tasks"] == ["llada_humaneval"]
+    assert record["isolation"] == sandbox_info().isolation and record["network"]
+    plain = plan(RunSpec(model="llada-tiny", tasks=("gsm8k",), data_dir=data, limit=1))
+    assert _sandbox_record(plain) is None
