@@ -28,6 +28,7 @@ from tqdm import tqdm
 from evalsuite.config import EstimatorConfig, SamplerConfig, split_settings
 from evalsuite.diffusion.likelihood import estimate_loglikelihood
 from evalsuite.diffusion.sampler import diffusion_generate
+from evalsuite.diffusion.stopping import StopRule, length_buckets
 from evalsuite.errors import ConfigError
 from evalsuite.models.loader import DiffusionLM, default_device, load_model
 from evalsuite.models.requests import (
@@ -43,7 +44,7 @@ from evalsuite.models.requests import (
 OVERRIDE_KEYS = (
     "gen_length", "steps", "block_length", "temperature", "cfg_scale", "remasking",
     "logits_eos_inf", "confidence_eos_eot_inf", "mc_num", "decoding", "threshold",
-    "cache",
+    "cache", "early_exit",
 )
 DEFAULT_GEN_LENGTH = 256
 
@@ -329,19 +330,18 @@ class LLaDAEvalModel(LM):
             if limit <= 0:
                 raise ConfigError(f"gen_length {config.gen_length} leaves no room for the prompt "
                                   f"within max_length {self.max_length}")
-            members = sorted(members, key=lambda i: -len(encoded[i]))
-            for start in range(0, len(members), self.batch_size):
-                chunk = members[start:start + self.batch_size]
+            for bucket in length_buckets([len(encoded[i]) for i in members], self.batch_size):
+                chunk = [members[j] for j in bucket]
                 t0 = time.perf_counter()
-                texts, nfe = self._generate_batch([encoded[i][-limit:] for i in chunk],
-                                                  [typed[i] for i in chunk], config)
+                texts, nfes = self._generate_batch([encoded[i][-limit:] for i in chunk],
+                                                   [typed[i] for i in chunk], config)
                 seconds = (time.perf_counter() - t0) / len(chunk)
-                for i, text in zip(chunk, texts):
+                for i, text, nfe in zip(chunk, texts, nfes):
                     outputs[i] = text
                     self._record(typed[i].task, typed[i].doc_id, nfe, seconds, config.gen_length)
                     if self.cache_hook is not None:
                         self.cache_hook.add_partial("generate_until", requests[i].args, text)
-                nfe_total += nfe * len(chunk)
+                nfe_total += sum(nfes)
                 bar.update(len(chunk))
                 elapsed = time.perf_counter() - t_start
                 bar.set_postfix(nfe=nfe_total, tok_s=f"{bar.n * config.gen_length / max(elapsed, 1e-9):.1f}")
@@ -349,7 +349,9 @@ class LLaDAEvalModel(LM):
         return outputs
 
     def _generate_batch(self, prompts: list[list[int]], reqs: list[GenerationRequest],
-                        config: SamplerConfig) -> tuple[list[str], int]:
+                        config: SamplerConfig) -> tuple[list[str], list[int]]:
+        """Texts and per-request forward passes for one length bucket, ``batch_size`` rows at
+        a time (a row that finishes, or exits early, hands its slot to the next request)."""
         width = max(len(p) for p in prompts)
         pad = self.tokens.pad_id if self.tokens.pad_id is not None else self.tokens.eos_id or 0
         ids = torch.full((len(prompts), width), pad, dtype=torch.long)
@@ -357,19 +359,23 @@ class LLaDAEvalModel(LM):
         for row, p in enumerate(prompts):
             ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
             mask[row, width - len(p):] = 1
-        gens = [torch.Generator(device=self._device).manual_seed(request_seed(self.seed, r.context, r.settings))
-                for r in reqs]
+        # early_exit changes no draw, so it stays out of the seed
+        gens = [torch.Generator(device=self._device).manual_seed(request_seed(
+            self.seed, r.context, tuple(kv for kv in r.settings if kv[0] != "early_exit")))
+            for r in reqs]
+        stops = {t for t in (self.tokens.eos_id, self.tokens.eot_id) if t is not None}
+        decode = functools.partial(self.tokenizer.decode, skip_special_tokens=True)
+        rules = [StopRule(stop_ids=frozenset(stops), until=r.until, decode=decode) for r in reqs]
         result = diffusion_generate(
             self.model.network, ids.to(self._device),
             mask.to(self._device) if len(prompts) > 1 else None, config=config,
             mask_id=self.tokens.mask_id, eos_id=self.tokens.eos_id, eot_id=self.tokens.eot_id,
-            generator=gens,
+            generator=gens, stop=rules, batch_size=self.batch_size,
         )
-        stops = {t for t in (self.tokens.eos_id, self.tokens.eot_id) if t is not None}
         texts = []
-        for row, req in zip(result.generated.tolist(), reqs):
-            end = next((j for j, t in enumerate(row) if t in stops), len(row))
-            text = self.tokenizer.decode(row[:end], skip_special_tokens=True)
-            texts.append(truncate_stop(text, req.until))
-        per_sample_nfe = result.nfe * (2 if config.cfg_scale > 0 else 1)
-        return texts, per_sample_nfe
+        for row, req, exited in zip(result.generated.tolist(), reqs, result.exited):
+            cut = stops | {self.tokens.mask_id} if exited else stops  # exited: the prefix only
+            end = next((j for j, t in enumerate(row) if t in cut), len(row))
+            texts.append(truncate_stop(decode(row[:end]), req.until))
+        per_pass = 2 if config.cfg_scale > 0 else 1
+        return texts, [n * per_pass for n in result.row_nfe]
