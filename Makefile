@@ -34,7 +34,7 @@ help:
 	@echo "make validate-tasks DATA_DIR=../shared/data  oracle/adversarial scoring on the full test sets"
 	@echo "make report RUNS='results/runs/a results/runs/b' NAME=cmp   HTML report in reports/"
 	@echo "make gate BASELINE=... CANDIDATE=...   regression gate"
-	@echo "make bench     speed and memory benchmarks"
+	@echo "make bench     evalsuite vs the reference mode (speed, passes, agreement) -> bench.json"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,8 +80,9 @@ report: $(STAMP)
 gate: $(STAMP)
 	$(BIN)/evalsuite gate --baseline $(BASELINE) --candidate $(CANDIDATE) --policy $(POLICY) $(GATE_ARGS)
 
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --json bench.json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-vllm .pytest_cache test-artifacts
