@@ -77,7 +77,7 @@ CASES = {
     "pure diffusion": dict(gen_length=16, steps=16, block_length=16),
     "semi-AR blocks": dict(gen_length=24, steps=12, block_length=8),
     "cfg": dict(gen_length=16, steps=16, block_length=8, cfg_scale=1.0),
-    "threshold": dict(gen_length=16, steps=16, block_length=8, decoding="threshold",
+    "threshold": dict(gen_length=16, steps=4, block_length=8, decoding="threshold",
                       threshold=0.3),
     "eos last": dict(gen_length=16, steps=16, block_length=8, confidence_eos_eot_inf=True),
 }

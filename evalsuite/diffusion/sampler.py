@@ -414,7 +414,8 @@ def _sample_slots(model: MaskPredictor, input_ids: torch.Tensor,
         block_x = xa.gather(1, cols)
         masked = block_x == mask_id
         conf = _confidence(logits, x0, masked, config, gens, last_ids)
-        k = _commit_counts(conf, masked, config, [counts[pas[s]] for s in act])
+        k = _commit_counts(conf, masked, config, [] if config.decoding == "threshold"
+                           else [counts[pas[s]] for s in act])
         new_block = torch.where(commit_mask(conf, masked, k), x0, block_x)
         if sel is None:
             x.scatter_(1, cols, new_block)
