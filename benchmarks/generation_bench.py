@@ -53,6 +53,11 @@ class Ids:
     pad: int = PAD
 
 
+def say(line: str) -> None:
+    """Progress lines, flushed (the benchmark runs for minutes)."""
+    print(line, flush=True)
+
+
 def llada8b_shape(d_model: int, layers: int, head_share: float = 0.07) -> LLaDAConfig:
     """LLaDA-8B's proportions at ``d_model``: FFN 3x, vocabulary so the head is ``head_share``.
 
@@ -225,14 +230,16 @@ def answer(tokens: list[int], rule: StopRule, mask_id: int) -> tuple[list[int], 
 def agreement(run: ModeRun, exact: ModeRun, rules: Sequence[StopRule],
               mask_id: int) -> dict[str, float]:
     """Approximate vs exact: share of the exact answers' positions (through the cut token)
-    holding the same token, and share of requests whose answer text is identical."""
+    holding the same token, and share of requests whose answer is identical (the text when
+    the rule has stop strings, else the tokens before the cut)."""
     same = total = texts = 0
     for got, want, rule in zip(run.generated, exact.generated, rules):
         tokens, text = answer(want, rule, mask_id)
         span = min(len(tokens) + 1, len(want))
         same += sum(int(a == b) for a, b in zip(got[:span], want[:span]))
         total += span
-        texts += int(answer(got, rule, mask_id)[1] == text)
+        got_tokens, got_text = answer(got, rule, mask_id)
+        texts += int(got_text == text if rule.until else got_tokens == tokens)
     return {"token_agreement": same / max(total, 1), "answer_agreement": texts / len(rules)}
 
 
@@ -247,7 +254,7 @@ def _row(name: str, run: ModeRun, n: int, gen_length: int, base: ModeRun) -> dic
 
 def compare_modes(model: torch.nn.Module, prompts: Sequence[torch.Tensor], config: SamplerConfig,
                   rules: Sequence[StopRule], batch_size: int, label: str, ids: Ids = Ids(),
-                  log: Callable[[str], None] = print) -> dict:
+                  log: Callable[[str], None] = say) -> dict:
     """Every mode on one case; exact modes asserted identical to the reference."""
     n = len(prompts)
     short = [prompts[0][:8]]  # warm-up of both code paths (allocations, rotary tables)
@@ -308,7 +315,7 @@ def gsm8k_prompts(tokenizer, shots: int, count: int) -> list[str]:
     return [context + f"Question: {d['question']}\nAnswer:" for d in test[:count]]
 
 
-def run_generation_bench(quick: bool = False, log: Callable[[str], None] = print) -> dict:
+def run_generation_bench(quick: bool = False, log: Callable[[str], None] = say) -> dict:
     """All generation cases; a dict for bench.json."""
     cases = []
     d, layers = (128, 2) if quick else (512, 2)

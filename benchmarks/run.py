@@ -78,6 +78,30 @@ def generation_targets(generation: dict) -> dict[str, Any]:
     return out
 
 
+def markdown(generation: dict) -> str:
+    """The README's generation table, rendered from a bench.json's ``generation`` part."""
+    lines = []
+    for case in generation["cases"]:
+        cfg = case["config"]
+        lines += [f"**{case['case']}**: {case['requests']} requests, prompts "
+                  f"{min(case['prompt_lengths'])}-{max(case['prompt_lengths'])} tokens, answers "
+                  f"{min(case['answer_lengths'])}-{max(case['answer_lengths'])} tokens, "
+                  f"gen_length {cfg['gen_length']}, blocks of {cfg['block_length']}, "
+                  f"{cfg['steps']} steps, batch {case['batch_size']}; early exit saves "
+                  f"{case['early_exit_nfe_saved']:.0%} of the passes.", "",
+                  "| mode | tokens/s | NFE / request | speed-up (wall) | speed-up (CPU time) "
+                  "| token agreement | same answer |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for m in case["modes"]:
+            agree = (f"{m['token_agreement']:.0%} | {m['answer_agreement']:.0%}"
+                     if "token_agreement" in m else "identical | identical"
+                     if m.get("identical_to_reference") else "- | -")
+            lines.append(f"| {m['mode']} | {m['tokens_per_s']:.1f} | {m['nfe_per_request']:.1f} "
+                         f"| {m['speedup']:.2f}x | {m['cpu_speedup']:.2f}x | {agree} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def cuda_llada8b(json_path: Path) -> dict[str, Any]:
     """The full-size random LLaDA-8B on the GPU, in a subprocess (own memory accounting)."""
     cmd = [sys.executable, str(HERE / "llada8b_speed.py"), "--device", "cuda", "--dtype",
@@ -93,7 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small shapes (the test's smoke run)")
     ap.add_argument("--json", type=Path, default=Path("bench.json"))
     ap.add_argument("--skip-likelihood", action="store_true")
+    ap.add_argument("--markdown", type=Path, default=None,
+                    help="only render the README table from an existing bench.json")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (default 1: on a shared machine more threads wait "
+                    "on each other; both sides of every comparison use the same)")
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.markdown is not None:
+        print(markdown(json.loads(args.markdown.read_text())["generation"]))
+        return 0
     t0 = time.perf_counter()
     result: dict[str, Any] = {"quick": args.quick, "machine": machine()}
     generation = _module("generation_bench")
