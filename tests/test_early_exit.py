@@ -258,3 +258,14 @@ def test_adapter_texts_identical_with_fewer_passes():
         assert lm.settings_used["t"]["early_exit"] is (mode == "on")
     assert texts["on"] == texts["off"]
     assert nfes["on"] < nfes["off"]
+
+
+def test_cli_refuses_a_bad_early_exit_value_before_loading(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "evalsuite", "run", "--model", "llada-tiny",
+                           "--tasks", "gsm8k", "--early-exit", "maybe", "--output", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "early_exit must be on or off, got 'maybe'" in proc.stderr

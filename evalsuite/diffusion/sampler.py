@@ -10,7 +10,15 @@ training-free acceleration), each pass instead commits every masked position of 
 confidence reaches ``threshold``, and at least one, until the block is full.
 
 Every random draw comes from explicit ``torch.Generator`` objects (one per row when a list
-is given), so a request can be reproduced independently of how it was batched.
+is given), so a request can be reproduced independently of how it was batched: each pass
+draws, for each row, noise of that row's own shape from that row's generator.
+
+Rows stream through a fixed number of batch slots, each slot at its own block and step. With a
+:class:`~evalsuite.diffusion.stopping.StopRule` and ``early_exit``, a row leaves as soon as
+its answer is fixed (exact early exit) and the next waiting row takes its slot. The commit
+step is vectorised (one stable sort per pass, float32 confidences, ties to the leftmost
+position); host transfers are one per pass at most (block completion under threshold
+decoding, committed prefixes under early exit).
 """
 
 from __future__ import annotations
