@@ -305,7 +305,7 @@ def compare_modes(model: torch.nn.Module, prompts: Sequence[torch.Tensor], confi
     return case
 
 
-def gsm8k_prompts(tokenizer, shots: int, count: int) -> list[str]:
+def gsm8k_prompts(shots: int, count: int) -> list[str]:
     """lm-eval's GSM8K prompt layout on the fixture data (``shots`` training examples)."""
     data = ROOT / "tests" / "fixtures" / "data" / "gsm8k"
     train = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
@@ -332,8 +332,7 @@ def run_generation_bench(quick: bool = False, log: Callable[[str], None] = say) 
     rule = StopRule(stop_ids=frozenset({EOS}))
     stops = SyntheticStops(net, gen, lo, lo + gen // 2)
     for block in ((gen // 4, gen) if not quick else (gen // 4,)):
-        config = SamplerConfig(gen_length=gen, steps=gen // 2 if block < gen else gen // 2,
-                               block_length=block)
+        config = SamplerConfig(gen_length=gen, steps=gen // 2, block_length=block)
         label = ("llada8b-shape, GSM8K-shaped, synthetic EOS, "
                  + ("semi-AR blocks" if block < gen else "pure diffusion"))
         cases.append(compare_modes(stops, prompts, config, [rule] * n, min(4, n), label,
@@ -350,7 +349,7 @@ def _llada_tiny_case(quick: bool, log: Callable[[str], None]) -> dict:
 
     lm = load_model(str(LLADA_TINY_DIR), dtype="float32", device="cpu")
     tok = lm.tokenizer
-    texts = gsm8k_prompts(tok, shots=1 if quick else 2, count=3 if quick else 8)
+    texts = gsm8k_prompts(shots=1 if quick else 2, count=3 if quick else 8)
     prompts = [torch.tensor(tok(t)["input_ids"]) for t in texts]
     stop_ids = frozenset(i for i in (lm.tokens.eos_id, lm.tokens.eot_id) if i is not None)
     decode = lambda ids: tok.decode(ids, skip_special_tokens=True)  # noqa: E731
