@@ -78,15 +78,18 @@ class SamplerConfig:
         return dataclasses.asdict(self)
 
 
+#: Text accepted for a boolean setting (model_args, gen_kwargs, ``--flag on|off``).
+ON_OFF_TEXT: dict[str, bool] = {"on": True, "true": True, "1": True, "yes": True,
+                                "off": False, "false": False, "0": False, "no": False}
+
+
 def parse_on_off(value: Any, name: str) -> bool:
     """A boolean setting given as a bool or as on/off, true/false, 1/0 text."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
-    if text in ("on", "true", "1", "yes"):
-        return True
-    if text in ("off", "false", "0", "no"):
-        return False
+    if text in ON_OFF_TEXT:
+        return ON_OFF_TEXT[text]
     raise ConfigError(f"{name} must be on or off, got {value!r}")
 
 

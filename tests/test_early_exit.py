@@ -269,3 +269,32 @@ def test_cli_refuses_a_bad_early_exit_value_before_loading(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "early_exit must be on or off, got 'maybe'" in proc.stderr
+
+
+def test_early_exit_flag_and_model_arg_forms():
+    import argparse
+
+    from evalsuite.settings.knobs import add_flags, from_namespace, parse_knobs
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser)
+    for argv, want in ((["--early-exit", "off"], False), (["--early-exit", "on"], True),
+                       (["--no-early-exit"], False), (["--early-exit"], True)):
+        assert from_namespace(parser.parse_args(argv)) == {"early_exit": want}
+    assert "early_exit" not in from_namespace(parser.parse_args([]))
+    assert parse_knobs({"early_exit": "off"}, "model_args") == {"early_exit": False}
+    with pytest.raises(ConfigError, match="early_exit must be on or off, got 'maybe'"):
+        parse_knobs({"early_exit": "maybe"}, "model_args")
+
+
+def test_request_seed_leaves_out_early_exit():
+    from evalsuite.models.engine import DiffusionEngine
+    from evalsuite.models.requests import GenerationRequest
+    from evalsuite.settings import Overrides
+
+    engine = DiffusionEngine(lambda: None, family="base", seed=7, overrides=Overrides())
+    on, off = (GenerationRequest("t", 0, "ctx", ("\n",), SamplerConfig(early_exit=v))
+               for v in (True, False))
+    assert engine.generation_seed(on) == engine.generation_seed(off)
+    other = GenerationRequest("t", 0, "ctx", ("\n",), SamplerConfig(temperature=0.5))
+    assert engine.generation_seed(other) != engine.generation_seed(on)

@@ -35,6 +35,7 @@ or a crash before the end are failures.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import inspect
 import itertools
@@ -49,7 +50,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,7 @@ __all__ = [
     "ExecStatus",
     "Isolation",
     "SandboxInfo",
+    "confirmed_for_run",
     "execution_confirmed",
     "require_code_execution_opt_in",
     "require_execution_confirmed",
@@ -140,9 +142,27 @@ def _lm_eval_confirmed() -> bool:
     return False
 
 
+_RUN_CONFIRMED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "evalsuite_code_execution_confirmed", default=False)
+
+
+@contextlib.contextmanager
+def confirmed_for_run(confirmed: bool) -> Iterator[None]:
+    """Within the block, :func:`execution_confirmed` is true when ``confirmed`` is: how the
+    runner passes its ``allow_code_execution`` setting down to the task's scorer (instead of
+    writing the environment variable)."""
+    token = _RUN_CONFIRMED.set(bool(confirmed) or _RUN_CONFIRMED.get())
+    try:
+        yield
+    finally:
+        _RUN_CONFIRMED.reset(token)
+
+
 def execution_confirmed() -> bool:
-    """Whether this run opted in to executing model-written code (env var or lm-eval flag)."""
-    return os.environ.get(ALLOW_ENV, "").strip() == "1" or _lm_eval_confirmed()
+    """Whether this run opted in to executing model-written code: the run config
+    (:func:`confirmed_for_run`), the user's environment variable, or lm-eval's flag."""
+    return (_RUN_CONFIRMED.get() or os.environ.get(ALLOW_ENV, "").strip() == "1"
+            or _lm_eval_confirmed())
 
 
 def require_execution_confirmed(what: str) -> None:
