@@ -35,7 +35,7 @@ help:
 	@echo "make generate-tasks  regenerate the per-subject task YAMLs (tools/generate_tasks.py)"
 	@echo "make report RUNS='results/runs/a results/runs/b' NAME=cmp   HTML report in reports/"
 	@echo "make gate BASELINE=... CANDIDATE=...   regression gate"
-	@echo "make bench     speed and memory benchmarks"
+	@echo "make bench     evalsuite vs the reference mode (speed, passes, agreement) -> bench.json"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -85,8 +85,9 @@ report: $(STAMP)
 gate: $(STAMP)
 	$(BIN)/evalsuite gate --baseline $(BASELINE) --candidate $(CANDIDATE) --policy $(POLICY) $(GATE_ARGS)
 
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --json bench.json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-vllm .pytest_cache test-artifacts

@@ -10,6 +10,7 @@ The lm-eval ``LM`` (:mod:`evalsuite.models.adapter`) is a thin layer over it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -32,6 +33,9 @@ from evalsuite.models.requests import (
 from evalsuite.settings import Overrides, Provenance, TaskInfo, resolve, settings_record
 
 _log = logging.getLogger(__name__)
+
+#: Sampler settings that cannot change a sampled token, left out of the request seed.
+SEED_NEUTRAL_SETTINGS = frozenset({"early_exit"})
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,10 @@ class DiffusionEngine:
         return request_seed(self.seed, req.context, req.continuation, *self._seed_parts(req.repeat))
 
     def generation_seed(self, req: GenerationRequest) -> int:
-        settings = tuple(sorted(req.config.as_dict().items()))
+        # early_exit changes no draw (an exited row keeps the tokens it would have had), so it
+        # stays out of the seed: on and off sample the same noise
+        settings = tuple(sorted((k, v) for k, v in req.config.as_dict().items()
+                                if k not in SEED_NEUTRAL_SETTINGS))
         return request_seed(self.seed, req.context, settings, *self._seed_parts(req.repeat))
 
     # ----- loglikelihood -------------------------------------------------------------------
@@ -265,6 +272,8 @@ class DiffusionEngine:
     # ----- generation ------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerationRequest],
                  progress: Callable[[int, int], None] | None = None) -> list[GenerationOutput]:
+        from evalsuite.diffusion.stopping import length_buckets
+
         out: list[GenerationOutput | None] = [None] * len(requests)
         if not requests:
             return []
@@ -279,23 +288,27 @@ class DiffusionEngine:
         for config, members in by_config.items():
             limit = self.max_length - config.gen_length
             encoded = {i: self.encode(requests[i].context) for i in members}
-            members = sorted(members, key=lambda i: -len(encoded[i]))
-            for start in range(0, len(members), self.batch_size):
-                chunk = members[start:start + self.batch_size]
+            # length buckets stream through batch_size slots: a row that finishes, or exits
+            # early, hands its slot to the next request of the bucket
+            for bucket in length_buckets([len(encoded[i]) for i in members], self.batch_size):
+                chunk = [members[j] for j in bucket]
                 t0 = time.perf_counter()
                 seeds = [self.generation_seed(requests[i]) for i in chunk]
-                texts, nfe = self._generate_batch([encoded[i][-limit:] for i in chunk],
-                                                  [requests[i] for i in chunk], seeds, config)
+                texts, nfes = self._generate_batch([encoded[i][-limit:] for i in chunk],
+                                                   [requests[i] for i in chunk], seeds, config)
                 seconds = (time.perf_counter() - t0) / len(chunk)
-                for i, seed, text in zip(chunk, seeds, texts):
+                for i, seed, text, nfe in zip(chunk, seeds, texts, nfes):
                     out[i] = GenerationOutput(text, seed, RequestStats(nfe, seconds, config.gen_length))
                 if progress:
-                    progress(len(chunk), nfe * len(chunk))
+                    progress(len(chunk), sum(nfes))
         return [o for o in out if o is not None]
 
     def _generate_batch(self, prompts: list[list[int]], reqs: list[GenerationRequest],
-                        seeds: list[int], config: SamplerConfig) -> tuple[list[str], int]:
+                        seeds: list[int], config: SamplerConfig) -> tuple[list[str], list[int]]:
+        """Texts and per-request forward passes (a CFG pair counts 2) for one length bucket,
+        ``batch_size`` rows at a time."""
         from evalsuite.diffusion.sampler import diffusion_generate
+        from evalsuite.diffusion.stopping import StopRule
 
         model = self.model
         tokens = model.tokens
@@ -307,15 +320,20 @@ class DiffusionEngine:
             ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
             mask[row, width - len(p):] = 1
         gens = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
+        stops = {t for t in (tokens.eos_id, tokens.eot_id) if t is not None}
+        decode = functools.partial(self.tokenizer.decode, skip_special_tokens=True)
+        # per request: stop at its first `until` string (decided on decoded text), EOS or EoT
+        rules = [StopRule(stop_ids=frozenset(stops), until=r.until, decode=decode) for r in reqs]
         result = diffusion_generate(
             model.network, ids.to(self.device),
             mask.to(self.device) if len(prompts) > 1 else None, config=config,
             mask_id=tokens.mask_id, eos_id=tokens.eos_id, eot_id=tokens.eot_id, generator=gens,
+            stop=rules, batch_size=self.batch_size,
         )
-        stops = {t for t in (tokens.eos_id, tokens.eot_id) if t is not None}
         texts = []
-        for row, req in zip(result.generated.tolist(), reqs):
-            end = next((j for j, t in enumerate(row) if t in stops), len(row))
-            text = self.tokenizer.decode(row[:end], skip_special_tokens=True)
-            texts.append(truncate_stop(text, req.until))
-        return texts, result.nfe * (2 if config.cfg_scale > 0 else 1)
+        for row, req, exited in zip(result.generated.tolist(), reqs, result.exited):
+            cut = stops | {tokens.mask_id} if exited else stops  # exited: the committed prefix
+            end = next((j for j, t in enumerate(row) if t in cut), len(row))
+            texts.append(truncate_stop(decode(row[:end]), req.until))
+        per_pass = 2 if config.cfg_scale > 0 else 1
+        return texts, [n * per_pass for n in result.row_nfe]

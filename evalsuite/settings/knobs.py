@@ -12,6 +12,7 @@ further code.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
 import inspect
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, Literal, get_args, get_origin
 
-from evalsuite.config import EstimatorConfig, SamplerConfig
+from evalsuite.config import ON_OFF_TEXT, EstimatorConfig, SamplerConfig, parse_on_off
 from evalsuite.errors import ConfigError
 
 Owner = Literal["sampler", "estimator"]
@@ -68,6 +69,8 @@ class Knob:
         try:
             typed = _coerce(self.kind, value)
         except (TypeError, ValueError):
+            if self.kind is bool:
+                raise ConfigError(f"{self.name} must be on or off, got {value!r} ({where})") from None
             raise ConfigError(
                 f"{self.name}={value!r} ({where}) is not a valid {self.kind.__name__}"
                 + (f"; choose one of {', '.join(map(str, self.choices))}" if self.choices else "")
@@ -86,8 +89,8 @@ def _coerce(kind: type, value: Any) -> Any:
             return value
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
-        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
-            return value.strip().lower() in ("true", "1")
+        if isinstance(value, str) and value.strip().lower() in ON_OFF_TEXT:
+            return ON_OFF_TEXT[value.strip().lower()]
         raise ValueError(value)
     if kind is int:
         if isinstance(value, bool):
@@ -189,18 +192,43 @@ def parse_knobs(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def add_flags(group: Any) -> None:
-    """Add one ``--flag`` per knob to an argparse group (bools get ``--no-flag`` too)."""
-    import argparse
-
+    """Add one ``--flag`` per knob to an argparse group (bools: ``--flag``, ``--flag on|off``
+    and ``--no-flag``)."""
     for knob in knobs().values():
         help_text = knob.help.replace("%", "%%")
         if knob.kind is bool:
-            group.add_argument(knob.flag, dest=knob.name, action=argparse.BooleanOptionalAction,
-                               default=None, help=help_text)
+            group.add_argument(knob.flag, "--no-" + knob.flag[2:], dest=knob.name,
+                               action=_OnOffFlag, type=_on_off_type(knob.name), default=None,
+                               help=help_text)
         else:
             group.add_argument(knob.flag, dest=knob.name, default=None, help=help_text,
                                type=_cli_type(knob), choices=knob.choices,
                                metavar=knob.kind.__name__.upper() if knob.choices is None else None)
+
+
+def _on_off_type(name: str) -> Any:
+    def convert(text: str) -> bool:
+        try:
+            return parse_on_off(text, name)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = "on|off"
+    return convert
+
+
+class _OnOffFlag(argparse.Action):
+    """``--flag`` (on), ``--flag on|off`` or ``--no-flag`` (off)."""
+
+    def __init__(self, option_strings: Any, dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("metavar", "on|off")
+        super().__init__(option_strings, dest, nargs="?", **kwargs)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        negated = bool(option_string and option_string.startswith("--no-"))
+        if negated and values is not None:
+            parser.error(f"{option_string} takes no value")
+        setattr(namespace, self.dest, False if negated else (True if values is None else values))
 
 
 def _cli_type(knob: Knob) -> Any:
