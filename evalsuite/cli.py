@@ -19,7 +19,7 @@ from evalsuite.errors import EvalsuiteError
 SETTING_FLAGS: dict[str, type] = {
     "gen_length": int, "steps": int, "block_length": int, "temperature": float,
     "cfg_scale": float, "remasking": str, "mc_num": int, "decoding": str, "threshold": float,
-    "cache": str,
+    "cache": str, "estimator": str, "target_se": float,
 }
 BOOL_FLAGS = ("logits_eos_inf", "confidence_eos_eot_inf")
 

@@ -43,7 +43,7 @@ from evalsuite.models.requests import (
 OVERRIDE_KEYS = (
     "gen_length", "steps", "block_length", "temperature", "cfg_scale", "remasking",
     "logits_eos_inf", "confidence_eos_eot_inf", "mc_num", "decoding", "threshold",
-    "cache",
+    "cache", "estimator", "target_se",
 )
 DEFAULT_GEN_LENGTH = 256
 
@@ -120,7 +120,7 @@ class LLaDAEvalModel(LM):
         SamplerConfig(**fill_lengths(sampler_part, DEFAULT_GEN_LENGTH))  # validate early
         if "mc_num" in estimator_part:
             self._estimator(estimator_part["mc_num"], estimator_part.get("cfg_scale", 0.0),
-                            int(mc_batch_size))
+                            int(mc_batch_size), estimator_part)
         self.preset = resolve_model(pretrained, family=family, dtype=dtype, revision=revision)  # type: ignore[arg-type]
         self.family = self.preset.family
         self.batch_size = int(batch_size) if str(batch_size) != "auto" else 8
@@ -203,11 +203,17 @@ class LLaDAEvalModel(LM):
         return merge_settings(base, gen_kwargs, self.overrides)
 
     @staticmethod
-    def _estimator(mc_num: Any, cfg_scale: Any, mc_batch_size: int) -> EstimatorConfig:
-        """Estimator settings; groups of ``mc_batch_size`` rows, fewer when mc_num is smaller."""
+    def _estimator(mc_num: Any, cfg_scale: Any, mc_batch_size: int,
+                   settings: dict[str, Any] | None = None) -> EstimatorConfig:
+        """Estimator settings; groups of ``mc_batch_size`` rows, fewer when mc_num is smaller;
+        ``estimator`` and ``target_se`` from ``settings`` when present."""
         mc_num = int(mc_num)
+        settings = settings or {}
+        target = settings.get("target_se")
         return EstimatorConfig(mc_num=mc_num, batch_size=min(mc_batch_size, max(mc_num, 1)),
-                               cfg_scale=float(cfg_scale))
+                               cfg_scale=float(cfg_scale),
+                               estimator=str(settings.get("estimator", "auto")),  # type: ignore[arg-type]
+                               target_se=None if target is None else float(target))
 
     def _record(self, task: str | None, doc_id: int | None, nfe: int, seconds: float,
                 generated: int = 0) -> None:
@@ -222,17 +228,17 @@ class LLaDAEvalModel(LM):
     # ----- loglikelihood ------------------------------------------------------------------
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         typed = [LikelihoodRequest(r.task_name, r.doc_id, *r.args[:2]) for r in requests]
-        groups: dict[tuple[int, float], list[int]] = defaultdict(list)
-        configs: dict[tuple[int, float], EstimatorConfig] = {}
+        groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        configs: dict[tuple[Any, ...], EstimatorConfig] = {}
         for i, req in enumerate(typed):
             settings = self._settings(req.task, {})
             config = self._estimator(settings.get("mc_num", 128), settings.get("cfg_scale", 0.0),
-                                     self.mc_batch_size)
-            key = (config.mc_num, config.cfg_scale)
+                                     self.mc_batch_size, settings)
+            key = (config.mc_num, config.cfg_scale, config.estimator, config.target_se)
             configs[key] = config
             groups[key].append(i)
             if req.task:
-                self.settings_used.setdefault(req.task, {**config.as_dict(), "estimator": "eq6-stratified"})
+                self.settings_used.setdefault(req.task, config.as_dict())
         results: list[tuple[float, bool]] = [(0.0, False)] * len(typed)
         bar = self._progress(len(typed), "loglikelihood")
         for key, members in groups.items():
@@ -243,8 +249,10 @@ class LLaDAEvalModel(LM):
                 for i in chunk:
                     ctx, cont = self._split_encode(typed[i])
                     pairs.append((torch.tensor(ctx), torch.tensor(cont)))
-                    gens.append(torch.Generator().manual_seed(
-                        request_seed(self.seed, typed[i].context, typed[i].continuation)))
+                    # the choices of one question share a context, hence random numbers (CRN)
+                    crn = configs[key].estimator == "auto"
+                    gens.append(torch.Generator().manual_seed(request_seed(
+                        self.seed, typed[i].context, "" if crn else typed[i].continuation)))
                 out = estimate_loglikelihood(
                     self.model.network, pairs, config=configs[key], mask_id=self.tokens.mask_id,
                     generators=gens, max_rows=self.max_rows,
@@ -281,7 +289,7 @@ class LLaDAEvalModel(LM):
             (text,) = req.args[:1]
             ids = self._encode(text)
             settings = self._settings(req.task_name, {})
-            config = self._estimator(settings.get("mc_num", 128), 0.0, self.mc_batch_size)
+            config = self._estimator(settings.get("mc_num", 128), 0.0, self.mc_batch_size, settings)
             prefix = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
             window = self.max_length - len(prefix)
             total, nfe = 0.0, 0
