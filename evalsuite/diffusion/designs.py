@@ -331,6 +331,41 @@ def combine(design: Design, values: torch.Tensor) -> tuple[float, float]:
     return value, math.sqrt(variance)
 
 
+def control_variate_values(design: Design, logp: torch.Tensor) -> torch.Tensor:
+    """Row values with the position effect removed, still unbiased: ``[R]`` float64.
+
+    ``logp[r, i]`` is log p of answer position i in row r (0 where not masked). For stratum b
+    let ``a_i`` be the mean log p of position i over the rows of the *other* strata (drawn
+    independently of b). Then ``c(S) = (L / l) sum_{i in S} a_i`` has the known expectation
+    ``sum_i a_i`` over uniform subsets of any size, and ``y - c(S) + sum_i a_i`` has the same
+    expectation as y given a; it removes the part of y's spread that comes from which
+    positions (hard or easy tokens) a row happened to mask.
+    """
+    masks = design.masks
+    length = design.length
+    weights = design.weights
+    values = weights * (logp * masks).sum(1)
+    total = (logp * masks).sum(0)
+    count = masks.sum(0).double()
+    out = values.clone()
+    for b, pop in enumerate(design.populations):
+        rows = design.group == b
+        n = int(rows.sum())
+        if n >= pop:  # enumerated: already exact
+            continue
+        other_total = total - (logp[rows] * masks[rows]).sum(0)
+        other_count = count - masks[rows].sum(0).double()
+        seen = other_count > 0
+        if not bool(seen.any()):
+            continue
+        a = torch.zeros(length, dtype=torch.float64)
+        a[seen] = other_total[seen] / other_count[seen]
+        a[~seen] = a[seen].mean()
+        control = weights[rows] * (masks[rows].double() @ a)
+        out[rows] = values[rows] - control + a.sum()
+    return out
+
+
 def exact_value_from_strata(length: int, stratum_means: dict[int, float]) -> float:
     """The bound from the exact mean of ``y`` in every count l: ``(1/L) sum_l mean_l``."""
     return sum(stratum_means[l] for l in range(1, length + 1)) / length

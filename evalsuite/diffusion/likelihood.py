@@ -40,6 +40,7 @@ from evalsuite.diffusion.designs import (
     Design,
     auto_design,
     combine,
+    control_variate_values,
     exact_design,
     random_subsets,
     reference_design,
@@ -127,10 +128,11 @@ def _rows(index: int, seq: torch.Tensor, prompt_len: int, design: Design, mask_i
 def _score_chunk(
     model: torch.nn.Module, rows: Sequence[_Row], members: Sequence[Sequence[_Row]],
     cfg_scale: float, mask_id: int, device: torch.device,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward pass over distinct rows. Returns ``[3, M]`` (float64, on the host) over the
     members of every row in order: sum of log p(target) over the masked positions, number of
-    masked positions whose target is not the argmax, number of non-finite logit vectors."""
+    masked positions whose target is not the argmax, number of non-finite logit vectors; and
+    the log p(target) of every masked position of every member, concatenated."""
     width = max(int(r.tokens.numel()) for r in rows)
     n = len(rows)
     x = torch.full((n, width), mask_id, dtype=torch.long)
@@ -174,29 +176,35 @@ def _score_chunk(
     out[0].index_add_(0, segment_d, picked)
     out[1].index_add_(0, segment_d, (best[positions_d] != gold_d).double())
     out[2].index_add_(0, segment_d, bad[positions_d].double())
-    return out.cpu()  # the one device-to-host transfer of this pass
+    host = torch.cat([out.reshape(-1), picked]).cpu()  # the one device-to-host transfer
+    return host[:3 * m].reshape(3, m), host[3 * m:]
 
 
 def _score(model: torch.nn.Module, rows: Sequence[_Row], cfg_scale: float, mask_id: int,
-           max_rows: int) -> tuple[torch.Tensor, list[bool]]:
+           max_rows: int) -> tuple[torch.Tensor, list[bool], list[torch.Tensor]]:
     """Score every row; identical masked inputs are evaluated once. Returns ``[3, R]`` in row
-    order and, per row, whether it was evaluated for itself (the first of its identical rows)."""
+    order, per row whether it was evaluated for itself (the first of its identical rows), and
+    per row the log-probabilities of its masked positions (in position order)."""
     distinct: dict[tuple[bytes, int], list[int]] = {}
     for r, row in enumerate(rows):
         distinct.setdefault((row.tokens.numpy().tobytes(), row.prompt_len), []).append(r)
     groups = sorted(distinct.values(), key=lambda g: int(rows[g[0]].tokens.numel()))
     scores = torch.zeros((3, len(rows)), dtype=torch.float64)
     owner = [False] * len(rows)
+    per_position: list[torch.Tensor] = [torch.empty(0)] * len(rows)
     device = next(model.parameters()).device
     for start in range(0, len(groups), max_rows):
         chunk = groups[start:start + max_rows]
-        out = _score_chunk(model, [rows[g[0]] for g in chunk], [[rows[r] for r in g] for g in chunk],
-                           cfg_scale, mask_id, device)
+        out, picked = _score_chunk(model, [rows[g[0]] for g in chunk],
+                                   [[rows[r] for r in g] for g in chunk], cfg_scale, mask_id, device)
         flat = [r for g in chunk for r in g]
         scores[:, flat] = out
+        sizes = [int(rows[r].masked.sum()) for r in flat]
+        for r, part in zip(flat, torch.split(picked, sizes)):
+            per_position[r] = part
         for g in chunk:
             owner[g[0]] = True
-    return scores, owner
+    return scores, owner, per_position
 
 
 def _seeds(n: int, generators: Sequence[torch.Generator | None],
@@ -266,7 +274,7 @@ def estimate_loglikelihood(
             budget = _round_budget(config, lengths[i], used[i])
             designs[i] = _design(config, lengths[i], budget, seeds[i], round_index, generators[i])
             rows += _rows(i, seqs[i], prompt_lens[i], designs[i], mask_id)
-        scores, owner = _score(model, rows, config.cfg_scale, mask_id, max_rows)
+        scores, owner, per_position = _score(model, rows, config.cfg_scale, mask_id, max_rows)
         by_request: dict[int, list[int]] = {}
         for r, row in enumerate(rows):
             by_request.setdefault(row.request, []).append(r)
@@ -275,6 +283,11 @@ def estimate_loglikelihood(
             mine = torch.tensor(by_request[i])
             design = designs[i]
             values = design.weights * scores[0, mine]
+            if design.kind == "strata" and not design.exact:
+                logp = torch.zeros(design.masks.shape, dtype=torch.float64)
+                for k, r in enumerate(by_request[i]):
+                    logp[k, design.masks[k]] = per_position[r]
+                values = control_variate_values(design, logp)
             value, se = combine(design, values)
             rounds[i].append(_Round(value, se, int(mine.numel())))
             used[i] += int(mine.numel()) if lengths[i] > 1 else config.mc_num
