@@ -92,14 +92,16 @@ def test_auto_halves_the_reference_sd_at_no_more_rows_and_is_unbiased(golden_mod
     assert abs(va.mean().item() - exact) < 3 * va.std().item() / math.sqrt(runs)
     assert all(r.samples <= 128 and not r.exact and r.design == "auto" for r in auto)
     assert all(r.samples == 128 for r in ref)
-    # the reported standard error is conservative (the balanced design beats the i.i.d. formula)
+    # the reported standard error is calibrated or conservative
     reported = sum(r.stderr for r in auto) / runs
-    assert 0.8 < reported / va.std().item() < 4.0
+    assert 0.8 < reported / va.std().item() < 3.0
 
 
 @pytest.mark.slow
-def test_auto_beats_the_reference_on_a_longer_answer(golden_model, golden):
-    pair = _made_case(golden, 20, seed=20)
+@pytest.mark.parametrize("length", [20, 40])
+def test_auto_halves_the_reference_sd_on_longer_answers(golden_model, golden, length):
+    """Longer answers (40 > mc_num / 4 counts: neighbouring counts share strata)."""
+    pair = _made_case(golden, length, seed=length)
     auto = torch.tensor([r.value for r in _runs(golden_model, pair, "auto", 30)])
     ref = torch.tensor([r.value for r in _runs(golden_model, pair, "reference", 30)])
     assert auto.std() <= 0.5 * ref.std()
