@@ -11,7 +11,9 @@ The bound is ``E_{l ~ U{1..L}} E_{|S| = l} [(L / l) g(S)]``. Every design here p
   allocation under a model in which the L/l weight makes small l the noisiest), subsets inside
   a stratum drawn as consecutive cyclic windows of a random permutation (a balanced design:
   every position is masked equally often, no subset repeats within a cycle),
-  and strata of neighbouring counts merged when there are more counts than rows.
+  and strata of neighbouring counts merged when there are more counts than rows; a
+  cross-fitted control variate (:func:`control_variate_values`) then removes the spread due
+  to which positions a row masked.
 - :func:`stratified_design`: the previous evalsuite estimator, groups of b rows with
   ``l_j = floor((u + j) L / b) + 1``.
 - :func:`reference_design`: the official algorithm exactly (per group one offset k in 1..L,
@@ -365,7 +367,3 @@ def control_variate_values(design: Design, logp: torch.Tensor) -> torch.Tensor:
         out[rows] = values[rows] - control + a.sum()
     return out
 
-
-def exact_value_from_strata(length: int, stratum_means: dict[int, float]) -> float:
-    """The bound from the exact mean of ``y`` in every count l: ``(1/L) sum_l mean_l``."""
-    return sum(stratum_means[l] for l in range(1, length + 1)) / length

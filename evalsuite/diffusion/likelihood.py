@@ -9,8 +9,10 @@ Which rows, and how they combine, is the *design* (:mod:`evalsuite.diffusion.des
 by ``EstimatorConfig.estimator``:
 
 - ``auto`` (default): exact enumeration when ``2^L - 1 <= mc_num`` (standard error 0);
-  otherwise strata by mask count with small strata enumerated, Neyman allocation and balanced
-  subsets within a stratum. Requests of one *CRN group* (the choices of one question) share
+  otherwise strata by mask count with small strata enumerated, Neyman allocation, balanced
+  subsets within a stratum and a cross-fitted control variate for the position effect
+  (:func:`~evalsuite.diffusion.designs.control_variate_values`). Requests of one *CRN
+  group* (the choices of one question) share
   their random numbers, so the differences between choices, which decide accuracy, vary less.
 - ``stratified``: the previous evalsuite design (groups with ``floor((u + j) L / b) + 1``).
 - ``reference``: the official algorithm exactly (``torch.round`` spread of the counts).
