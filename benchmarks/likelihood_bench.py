@@ -165,19 +165,20 @@ def _flip_rate(values: torch.Tensor, sizes: list[int]) -> float:
     return sum(rates) / len(rates)
 
 
-def precision_and_flips(checkpoint: str | None, quick: bool) -> dict[str, Any]:
+def precision_and_flips(checkpoint: str | None, quick: bool, questions_n: int | None = None,
+                        seeds_n: int | None = None) -> dict[str, Any]:
     from evalsuite.models.loader import load_model
     from evalsuite.presets import LLADA_TINY_DIR
 
     lm = load_model(str(checkpoint or LLADA_TINY_DIR), dtype="float32", device="cpu")
     mask_id = lm.tokens.mask_id
-    questions = piqa_questions(lm.tokenizer, 6 if quick else 12)
+    questions = piqa_questions(lm.tokenizer, questions_n or (6 if quick else 10))
     requests, sizes = [], []
     for ctx, choices in questions:
         sizes.append(len(choices))
         requests += [(torch.tensor(ctx), torch.tensor(c)) for c in choices]
     crn = [q for q, n in enumerate(sizes) for _ in range(n)]
-    seeds = list(range(6 if quick else 10))
+    seeds = list(range(seeds_n or (6 if quick else 8)))
     ref = _estimates(lm.network, requests, "reference", MC_NUM, seeds, mask_id)
     sd_ref = ref.std(dim=0)
     by_budget: dict[int, torch.Tensor] = {}
@@ -248,11 +249,13 @@ def speed(rows: int, quick: bool) -> dict[str, Any]:
     }
 
 
-def run_likelihood_bench(quick: bool = False, checkpoint: str | None = None) -> dict[str, Any]:
-    """All likelihood figures as a JSON-serialisable dict (see the module docstring)."""
+def run_likelihood_bench(quick: bool = False, checkpoint: str | None = None,
+                         questions: int | None = None, seeds: int | None = None) -> dict[str, Any]:
+    """All likelihood figures as a JSON-serialisable dict (see the module docstring).
+    ``questions`` / ``seeds`` override the precision part's size (default 10 / 8, quick 6 / 6)."""
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     t0 = time.perf_counter()
-    precision = precision_and_flips(checkpoint, quick)
+    precision = precision_and_flips(checkpoint, quick, questions, seeds)
     t1 = time.perf_counter()
     fast = speed(precision["rows_for_equal_precision"], quick)
     return {"precision": precision, "speed": fast, "quick": quick,
@@ -266,9 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default=None,
                         help="trained LLaDA-format checkpoint for precision and flip rate "
                         "(default: the bundled llada-tiny)")
+    parser.add_argument("--questions", type=int, default=None, help="PIQA questions (default 10)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per estimate (default 8)")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args(argv)
-    figures = run_likelihood_bench(args.quick, args.checkpoint)
+    figures = run_likelihood_bench(args.quick, args.checkpoint, args.questions, args.seeds)
     text = json.dumps(figures, indent=2)
     print(text)
     if args.out:
