@@ -165,6 +165,15 @@ def _flip_rate(values: torch.Tensor, sizes: list[int]) -> float:
     return sum(rates) / len(rates)
 
 
+def _difference_sd(values: torch.Tensor, sizes: list[int]) -> float:
+    """Mean over questions of the SD over seeds of (first choice - second choice)."""
+    sds, start = [], 0
+    for n in sizes:
+        sds.append(float((values[:, start] - values[:, start + 1]).std()))
+        start += n
+    return sum(sds) / len(sds)
+
+
 def precision_and_flips(checkpoint: str | None, quick: bool, questions_n: int | None = None,
                         seeds_n: int | None = None) -> dict[str, Any]:
     from evalsuite.models.loader import load_model
@@ -204,6 +213,9 @@ def precision_and_flips(checkpoint: str | None, quick: bool, questions_n: int | 
         "sd_ratio_median_by_rows": {str(b): round(r, 3) for b, r in ratios.items()},
         "rows_for_equal_precision": equal,
         "reference_rows_to_match_auto_128": int(round(MC_NUM / ratios[MC_NUM] ** 2)),
+        "choice_difference_sd_reference": round(_difference_sd(ref, sizes), 4),
+        "choice_difference_sd_auto_no_crn": round(_difference_sd(auto_nocrn, sizes), 4),
+        "choice_difference_sd_auto_crn": round(_difference_sd(by_budget[MC_NUM], sizes), 4),
         "flip_rate_reference": round(_flip_rate(ref, sizes), 4),
         "flip_rate_auto_no_crn": round(_flip_rate(auto_nocrn, sizes), 4),
         "flip_rate_auto_crn": round(_flip_rate(by_budget[MC_NUM], sizes), 4),

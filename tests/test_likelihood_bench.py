@@ -49,3 +49,10 @@ def test_flip_rate_counts_disagreeing_seed_pairs():
 def test_proportional_network_puts_about_seven_percent_in_the_head():
     _, shape = bench.proportional_network(layers=2)
     assert 0.06 < shape["head_fraction"] < 0.08
+
+
+def test_difference_sd_is_the_spread_of_first_minus_second_choice():
+    values = torch.tensor([[1.0, 0.0, 5.0, 5.0],
+                           [3.0, 0.0, 6.0, 6.0]], dtype=torch.float64)
+    # question 1: differences 1, 3 -> SD sqrt(2); question 2: differences 0, 0 -> 0
+    assert abs(bench._difference_sd(values, [2, 2]) - math.sqrt(2) / 2) < 1e-12
