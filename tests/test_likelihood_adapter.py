@@ -44,4 +44,4 @@ def test_default_design_shares_random_numbers_across_the_choices_of_a_question()
 
 def test_unknown_estimator_is_a_config_error():
     with pytest.raises(ConfigError, match="estimator must be one of"):
-        LLaDAEvalModel(pretrained="llada-tiny", device="cpu", mc_num=16, estimator="official")
+        LLaDAEvalModel(pretrained="llada-tiny", device="cpu", estimator="official")

@@ -118,8 +118,8 @@ class LLaDAEvalModel(LM):
         self.overrides = {k: v for k, v in overrides.items() if v is not None}
         sampler_part, estimator_part = split_settings(self.overrides)
         SamplerConfig(**fill_lengths(sampler_part, DEFAULT_GEN_LENGTH))  # validate early
-        if "mc_num" in estimator_part:
-            self._estimator(estimator_part["mc_num"], estimator_part.get("cfg_scale", 0.0),
+        if estimator_part:  # validate early
+            self._estimator(estimator_part.get("mc_num", 128), estimator_part.get("cfg_scale", 0.0),
                             int(mc_batch_size), estimator_part)
         self.preset = resolve_model(pretrained, family=family, dtype=dtype, revision=revision)  # type: ignore[arg-type]
         self.family = self.preset.family
