@@ -6,7 +6,7 @@ import secrets
 
 import torch
 
-from evalsuite.config import EstimatorConfig, Remasking, SamplerConfig
+from evalsuite.config import Estimator, EstimatorConfig, Remasking, SamplerConfig
 from evalsuite.diffusion.likelihood import LikelihoodResult, estimate_loglikelihood
 from evalsuite.diffusion.sampler import GenerationResult, Generators, diffusion_generate
 from evalsuite.models.llada import LLaDAModel
@@ -76,14 +76,19 @@ def loglikelihood(
     batch_size: int = 16,
     cfg_scale: float = 0.0,
     seed: int | None = None,
+    estimator: Estimator = "auto",
+    target_se: float | None = None,
 ) -> LikelihoodResult:
     """Eq. 6 estimate of log p(answer | prompt): ``.value``, ``.stderr``, ``.nfe``.
 
-    Exact in one forward pass for a one-token answer; otherwise ``mc_num`` stratified
-    Monte Carlo rows, unbiased for the bound.
+    Exact in one forward pass for a one-token answer, and exact in ``2^L - 1`` rows when
+    that fits ``mc_num`` (default design); otherwise at most ``mc_num`` Monte Carlo rows,
+    unbiased for the bound. ``estimator="reference"`` runs the official algorithm;
+    ``target_se`` stops once the standard error reaches it.
     """
     network, tokens = _parts(model)
-    config = EstimatorConfig(mc_num=mc_num, batch_size=batch_size, cfg_scale=cfg_scale)
+    config = EstimatorConfig(mc_num=mc_num, batch_size=batch_size, cfg_scale=cfg_scale,
+                             estimator=estimator, target_se=target_se)
     gen = torch.Generator().manual_seed(secrets.randbits(63) if seed is None else seed)
     return estimate_loglikelihood(
         network, [(prompt_ids, answer_ids)], config=config, mask_id=tokens.mask_id,

@@ -17,6 +17,8 @@ REMASKING_CHOICES: tuple[str, ...] = ("low_confidence", "random")
 Decoding = Literal["schedule", "threshold"]
 DECODING_CHOICES: tuple[str, ...] = ("schedule", "threshold")
 Cache = Literal["none", "prefix", "dual"]
+Estimator = Literal["auto", "stratified", "reference"]
+ESTIMATOR_CHOICES: tuple[str, ...] = ("auto", "stratified", "reference")
 CACHE_CHOICES: tuple[str, ...] = ("none", "prefix", "dual")
 
 
@@ -145,8 +147,26 @@ class EstimatorConfig:
     """Rows drawn as one stratified group; ``mc_num`` must be a multiple of it."""
     cfg_scale: float = 0.0
     """Unsupervised classifier-free guidance scale w for the likelihood."""
+    estimator: Estimator = "auto"
+    """Design of the Monte Carlo rows (:mod:`evalsuite.diffusion.designs`). ``auto``: exact
+    enumeration when ``2^L - 1 <= mc_num``, else strata by mask count with small strata
+    enumerated, Neyman allocation and common random numbers across the choices of a question.
+    ``stratified``: the previous evalsuite design (groups of ``batch_size`` with exactly
+    stratified counts). ``reference``: the official algorithm exactly (round-spread counts),
+    for reproducing published numbers."""
+    target_se: float | None = None
+    """Adaptive stopping: spend rows in rounds until the standard error is at most this (in
+    nats), ``mc_num`` rows at most. None: always ``mc_num`` rows."""
 
     def __post_init__(self) -> None:
+        if self.estimator not in ESTIMATOR_CHOICES:
+            raise ConfigError(
+                f"estimator must be one of {', '.join(ESTIMATOR_CHOICES)}, got {self.estimator!r}"
+            )
+        if self.target_se is not None and not (isinstance(self.target_se, (int, float))
+                                               and self.target_se > 0):
+            raise ConfigError(f"target_se must be a positive number (nats) or unset, "
+                              f"got {self.target_se!r}")
         for name in ("mc_num", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -167,7 +187,7 @@ class EstimatorConfig:
 
 
 SAMPLER_KEYS = frozenset(f.name for f in dataclasses.fields(SamplerConfig))
-ESTIMATOR_KEYS = frozenset({"mc_num", "cfg_scale"})
+ESTIMATOR_KEYS = frozenset({"mc_num", "cfg_scale", "estimator", "target_se"})
 
 
 def split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

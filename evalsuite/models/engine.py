@@ -194,7 +194,11 @@ class DiffusionEngine:
         return (repeat,) if repeat else ()
 
     def likelihood_seed(self, req: LikelihoodRequest) -> int:
-        return request_seed(self.seed, req.context, req.continuation, *self._seed_parts(req.repeat))
+        # under the auto design the choices of one question (one context) share their random
+        # numbers (common random numbers): their difference, which decides accuracy, varies less
+        crn = req.config.estimator == "auto"
+        continuation = "" if crn else req.continuation
+        return request_seed(self.seed, req.context, continuation, *self._seed_parts(req.repeat))
 
     def generation_seed(self, req: GenerationRequest) -> int:
         # early_exit changes no draw (an exited row keeps the tokens it would have had), so it
