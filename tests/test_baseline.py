@@ -1,4 +1,5 @@
-"""The committed baseline still gates cleanly against a fresh `make eval` (as CI's workflow does).
+"""The committed baseline still gates cleanly against a fresh `make eval MODEL=llada-tiny` (as
+CI's workflow does).
 
 Fails when a change alters the embedded default's settings or outputs without refreshing
 results/baselines/llada-tiny (the pull-request workflow would then fail for everyone).
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_make_eval_passes_the_gate_against_the_committed_baseline(tmp_path):
     out = tmp_path / "runs"
-    proc = subprocess.run(["make", "-s", "eval", f"OUTPUT={out}"], cwd=ROOT, capture_output=True,
+    proc = subprocess.run(["make", "-s", "eval", "MODEL=llada-tiny", f"OUTPUT={out}"], cwd=ROOT, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
