@@ -63,7 +63,7 @@ def make_data(poems: list[dict[str, str]], seed: int) -> MiniatureData:
 
     arith_train, arith_test = corpus.arithmetic_splits(seed, N_ARITH_TRAIN, N_ARITH_TEST)
     sums_train, sums_test = corpus.sum_choice_splits(seed, N_SUM_TEST)
-    return MiniatureData(poems, corpus.poem_split(len(poems), seed),
+    return MiniatureData(poems, corpus.poem_split(poems, seed),
                          [p.as_dict() for p in arith_train], [p.as_dict() for p in arith_test],
                          sums_train, sums_test)
 

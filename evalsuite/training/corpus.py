@@ -17,6 +17,7 @@ files. Three kinds of text exist:
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -116,11 +117,14 @@ def sum_choice_splits(seed: int, n_test: int, top: int = 30) -> tuple[list[dict[
     return train, test
 
 
-def poem_split(n_poems: int, seed: int, heldout_fraction: float = 0.2) -> list[int]:
-    """Sorted indices of the held-out couplets (a seeded ``heldout_fraction`` of them)."""
+def poem_split(poems: list[dict[str, str]], seed: int, heldout_fraction: float = 0.2) -> list[int]:
+    """Sorted indices of the held-out couplets: a seeded ``heldout_fraction`` of all couplets,
+    drawn among those whose lines occur in no other couplet (the file repeats one couplet and
+    pairs two lines with two different partners), so no held-out line is ever in SFT."""
+    lines = Counter(line for p in poems for line in (p["first"], p["second"]))
+    unique = [i for i, p in enumerate(poems) if lines[p["first"]] == 1 and lines[p["second"]] == 1]
     rng = random.Random(f"poems-{seed}")
-    k = round(n_poems * heldout_fraction)
-    return sorted(rng.sample(range(n_poems), k))
+    return sorted(rng.sample(unique, round(len(poems) * heldout_fraction)))
 
 
 def couplet_text(poem: dict[str, str]) -> str:

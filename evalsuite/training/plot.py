@@ -64,7 +64,7 @@ def svg_loss_curves(series: Mapping[str, Sequence[float]], *, phase_change: int 
         x = xy(phase_change, lo).split(",")[0]
         parts.append(f'<line x1="{x}" x2="{x}" y1="{top}" y2="{top + plot_h}" stroke="#888" '
                      'stroke-dasharray="4 4"/>')
-        parts.append(f'<text x="{float(x) + 4:.1f}" y="{top + 12}" fill="#555">SFT (+ replay)</text>')
+        parts.append(f'<text x="{float(x) + 4:.1f}" y="{top + plot_h - 8}" fill="#555">SFT (+ replay)</text>')
     for n, (name, values) in enumerate(series.items()):
         color = COLORS[n % len(COLORS)]
         raw = " ".join(xy(i, v) for i, v in enumerate(values))
@@ -72,8 +72,8 @@ def svg_loss_curves(series: Mapping[str, Sequence[float]], *, phase_change: int 
         parts.append(f'<polyline points="{raw}" fill="none" stroke="{color}" stroke-opacity="0.25"/>')
         parts.append(f'<polyline points="{smooth}" fill="none" stroke="{color}" stroke-width="2"/>')
         ly = top + 16 + 18 * n
-        parts.append(f'<line x1="{width - right - 200}" x2="{width - right - 180}" y1="{ly}" '
+        parts.append(f'<line x1="{width - right - 340}" x2="{width - right - 320}" y1="{ly}" '
                      f'y2="{ly}" stroke="{color}" stroke-width="2"/>')
-        parts.append(f'<text x="{width - right - 174}" y="{ly + 4}">{name}</text>')
+        parts.append(f'<text x="{width - right - 314}" y="{ly + 4}">{name}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
