@@ -19,8 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 STUDY_TASKS = ("llada_poem_forward_heldout", "llada_poem_backward_heldout", "llada_arith",
                "llada_sum_choice")
-PAPER_TASKS = ("llada_gsm8k", "llada_piqa", "llada_mmlu_anatomy", "llada_math_algebra",
-               "llada_bbh_boolean_expressions", "llada_humaneval")
+SHORT_PAPER_TASKS = ("llada_piqa", "llada_mmlu_anatomy", "llada_humaneval")
+LONG_PAPER_TASKS = ("llada_gsm8k", "llada_math_algebra", "llada_bbh_boolean_expressions")
+RUNS = ((STUDY_TASKS + SHORT_PAPER_TASKS, ()), (LONG_PAPER_TASKS, ("--limit", "1")))
 DIFFUSION_ARGS = ("--gen-length", "32", "--steps", "32", "--block-length", "32", "--mc-num", "32")
 """The diffusion model's sampler for every generation task (answers here are short: a couplet
 line is 4-7 tokens, an arithmetic solution under 32) and Monte Carlo samples for PIQA; MMLU
@@ -28,14 +29,15 @@ and the sum choice have one-token answers, where Eq. 6 is exact."""
 MODELS = (("llada-tiny", DIFFUSION_ARGS), ("arm-tiny", ()))
 
 
-def run_model(model: str, extra: tuple[str, ...], args: argparse.Namespace) -> Path:
+def run_model(model: str, tasks: tuple[str, ...], extra: tuple[str, ...],
+              args: argparse.Namespace) -> Path:
     """One ``evalsuite run``; returns the new run directory."""
     from evalsuite.cli import main
 
     out: Path = args.output
     out.mkdir(parents=True, exist_ok=True)
     before = set(out.iterdir())
-    code = main(["run", "--model", model, "--tasks", ",".join(STUDY_TASKS + PAPER_TASKS),
+    code = main(["run", "--model", model, "--tasks", ",".join(tasks),
                  "--data-dir", str(args.data_dir), "--batch-size", str(args.batch_size),
                  "--output", str(out), "--allow-code-execution", *extra])
     new = sorted(p for p in set(out.iterdir()) - before if p.is_dir())
@@ -53,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from evalsuite.cli import main as cli
 
-    runs = [run_model(model, extra, args) for model, extra in MODELS]
+    runs = [run_model(model, tasks, model_args + run_args, args)
+            for tasks, run_args in RUNS for model, model_args in MODELS]
     code = cli(["report", *map(str, runs), "-o", str(args.report),
                 "--title", "The miniature study: llada-tiny (diffusion) vs arm-tiny (autoregressive)"])
     if code == 0:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_make_eval_passes_the_gate_against_the_committed_baseline(tmp_path):
     out = tmp_path / "runs"
     proc = subprocess.run(["make", "-s", "eval", "MODEL=llada-tiny", f"OUTPUT={out}"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
     gate = subprocess.run(
