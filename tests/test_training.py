@@ -1,0 +1,221 @@
+"""The miniature study's training (evalsuite.training): data protocol, reproducibility of the
+committed checkpoints' loss curves, checkpoint formats and the bad-input paths of
+``make tiny-models``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from evalsuite.presets import ARM_TINY_DIR, LLADA_TINY_DIR
+from evalsuite.training import build, corpus, train
+from evalsuite.training.batches import pretraining_rows, sft_row
+
+ROOT = Path(__file__).resolve().parents[1]
+MINI = ROOT / "evalsuite" / "assets" / "miniature"
+
+
+@pytest.fixture(scope="module")
+def data() -> build.MiniatureData:
+    return build.make_data(build.read_poems(MINI / "poem_data.json"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def committed_tokenizer():
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(LLADA_TINY_DIR / "tokenizer.json"))
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_committed_data_is_what_the_seeded_generator_writes(data):
+    assert json.loads((MINI / "poem_heldout.json").read_text()) == data.heldout
+    assert _jsonl(MINI / "arith_train.jsonl") == data.arith_train
+    assert _jsonl(MINI / "arith_test.jsonl") == data.arith_test
+    assert _jsonl(MINI / "sum_choice_train.jsonl") == data.sums_train
+    assert _jsonl(MINI / "sum_choice_test.jsonl") == data.sums_test
+
+
+def test_heldout_couplets_never_appear_in_sft_in_either_direction(data):
+    assert len(data.heldout) == round(0.2 * len(data.poems)) == 94
+    sft_text = "\n".join(p + a for p, a in corpus.sft_examples(data.poems, data.heldout, data.arith_train))
+    for i in data.heldout:
+        poem = data.poems[i]
+        assert poem["first"] not in sft_text and poem["second"] not in sft_text
+    trained = [p for i, p in enumerate(data.poems) if i not in set(data.heldout)]
+    assert all(corpus.BACKWARD_PROMPT.format(**p) in sft_text for p in trained)
+
+
+def test_pretraining_holds_every_couplet_forwards_and_none_backwards(data):
+    docs = corpus.pretraining_documents(data.poems, data.arith_train, data.sums_train)
+    for poem in data.poems:
+        assert f"{poem['first']}，{poem['second']}。" in docs
+        assert f"{poem['second']}，{poem['first']}。" not in docs
+    assert not any("的上一句" in d or "的下一句" in d for d in docs)
+
+
+def test_arithmetic_answers_are_correct_and_splits_disjoint(data):
+    for row in data.arith_train + data.arith_test:
+        body, final = row["answer"].rsplit("\n#### ", 1)
+        last = body.rstrip(".").split(" = ")[-1].split()[0]
+        assert last == final
+        assert int(final) >= 0
+    assert not {r["question"] for r in data.arith_test} & {r["question"] for r in data.arith_train}
+
+
+def test_sum_choice_gold_is_the_sum_and_test_pairs_are_not_trained(data):
+    for d in data.sums_train + data.sums_test:
+        assert int(d["choices"][d["label"]]) == d["a"] + d["b"]
+        assert int(d["choices"][1 - d["label"]]) != d["a"] + d["b"]
+    assert not {(d["a"], d["b"]) for d in data.sums_test} & {(d["a"], d["b"]) for d in data.sums_train}
+
+
+def test_tokenizer_retrains_identically_and_keeps_poem_characters_whole(data, committed_tokenizer):
+    from evalsuite.training import tokenizer
+
+    other = corpus.pretraining_documents([], data.arith_train, data.sums_train)
+    tok = tokenizer.train_tokenizer(build.poem_texts(data.poems), other, build.VOCAB_SIZE)
+    assert tok.get_vocab() == committed_tokenizer.get_vocab()
+    assert tokenizer.multi_token_characters(tok, build.poem_texts(data.poems)) == []
+    assert [tok.token_to_id(s) for s in tokenizer.SPECIALS] == [0, 1, 2, 3, 4, 5]
+
+
+def test_packing_and_sft_padding():
+    rows = pretraining_rows([[5, 6, 7], [8, 9]], eos=0, seq_len=4, seed=0)
+    first = [next(rows) for _ in range(5)]
+    assert all(len(r) == 4 for r in first)
+    flat = [t for r in first for t in r]
+    assert flat.count(0) >= 4 and set(flat) <= {0, 5, 6, 7, 8, 9}
+    assert sft_row([7, 8], [9], eos=0, sft_len=6) == [7, 8, 9, 0, 0, 0]
+    with pytest.raises(ValueError, match="does not fit"):
+        sft_row([1] * 5, [2], eos=0, sft_len=6)
+
+
+def test_the_two_models_share_shape_parameter_count_and_initial_weights():
+    vocab = train.Vocab(size=2048, eos=0, mask=1)
+    cfg = train.TrainConfig()
+    llada = train.build_model("llada", cfg, vocab)
+    arm = train.build_model("arm", cfg, vocab)
+    assert sum(p.numel() for p in llada.parameters()) == sum(p.numel() for p in arm.parameters())
+    arm_state = arm.state_dict()
+    for key, value in llada.state_dict().items():
+        assert torch.equal(arm_state[train.llama_key(key)], value), key
+
+
+def test_diffusion_sft_loss_never_masks_the_prompt():
+    vocab = train.Vocab(size=64, eos=0, mask=1)
+    cfg = train.TrainConfig(d_model=32, n_layers=1, n_heads=2, mlp_hidden_size=48)
+    model = train.build_model("llada", cfg, vocab)
+    seen: list[torch.Tensor] = []
+    model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()))
+    from evalsuite.training.batches import SftBatch
+
+    ids = torch.randint(2, 64, (4, 12), generator=torch.Generator().manual_seed(0))
+    batch = SftBatch(ids, torch.tensor([3, 5, 7, 9]), torch.tensor([2, 2, 2, 2]))
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        train.diffusion_sft_loss(model, batch, vocab.mask, gen)
+    for noisy in seen:
+        for row, start in enumerate(batch.prompt_len.tolist()):
+            assert torch.equal(noisy[row, :start], ids[row, :start])
+    assert any((noisy == vocab.mask).any() for noisy in seen)
+
+
+@pytest.mark.parametrize("name", ["llada-tiny", "arm-tiny"])
+def test_first_training_steps_reproduce_the_committed_log(name, data, committed_tokenizer):
+    """Re-run the first 5 optimizer steps from the committed data and tokenizer: the losses
+    equal the committed log's (float tolerance), so the checkpoint stays reproducible."""
+    summary = json.loads((ROOT / "evalsuite" / "assets" / name / "training.json").read_text())
+    cfg = train.TrainConfig(**summary["train_config"])
+    log = [json.loads(line) for line in (ROOT / "evalsuite" / "assets" / name / train.LOG_NAME)
+           .read_text().splitlines()]
+    assert len(log) == cfg.total_steps
+    torch.set_num_threads(1)
+    _, losses = train.step_losses(summary["kind"], cfg, build.vocab_of(committed_tokenizer),
+                                  build.build_stream(data, committed_tokenizer), steps=5)
+    assert losses == pytest.approx([row["loss"] for row in log[:5]], rel=1e-4, abs=1e-5)
+
+
+def test_committed_checkpoints_are_small_and_load(tiny_lm):
+    for directory in (LLADA_TINY_DIR, ARM_TINY_DIR):
+        assert (directory / "model.safetensors").stat().st_size <= 10 * 2**20
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    arm = AutoModelForCausalLM.from_pretrained(str(ARM_TINY_DIR))
+    tok = AutoTokenizer.from_pretrained(str(ARM_TINY_DIR))
+    assert tok.eos_token_id == tiny_lm.tokens.eos_id == 0
+    assert sum(p.numel() for p in arm.parameters()) == sum(p.numel() for p in tiny_lm.network.parameters())
+
+
+# --- make tiny-models: bad input, interrupted runs -----------------------------------------
+
+
+def _train(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "evalsuite.training", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_missing_poem_data_exits_2_naming_the_file(tmp_path):
+    missing = tmp_path / "nope" / "poem_data.json"
+    proc = _train("--poems", str(missing), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert str(missing) in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unwritable_output_directory_exits_2_naming_it(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = _train("--out", str(blocker / "assets"))
+    assert proc.returncode == 2
+    assert str(blocker / "assets") in proc.stderr and "not writable" in proc.stderr
+
+
+def test_corrupt_existing_checkpoint_exits_2_naming_the_file(tmp_path):
+    ckpt = tmp_path / "out" / "llada-tiny"
+    ckpt.mkdir(parents=True)
+    (ckpt / "config.json").write_text("{}")
+    (ckpt / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"trunc")
+    proc = _train("--out", str(tmp_path / "out"), "--only", "llada", "--steps", "1")
+    assert proc.returncode == 2
+    assert str(ckpt / "model.safetensors") in proc.stderr and "corrupt" in proc.stderr
+
+
+def test_a_short_run_publishes_loadable_checkpoints_and_no_partial_directory(tmp_path):
+    out = tmp_path / "out"
+    stale = train.partial_dir(out / "llada-tiny")
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"half")
+    proc = _train("--out", str(out), "--steps", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["arm-tiny", "llada-tiny", "miniature"]
+    from evalsuite.models.checkpoint import load_llada
+
+    model, _ = load_llada(str(out / "llada-tiny"))
+    assert model.config.vocab_size == build.VOCAB_SIZE
+    log = (out / "arm-tiny" / train.LOG_NAME).read_text().splitlines()
+    assert [json.loads(line)["step"] for line in log] == [0, 1]
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(str(out / "arm-tiny"))
+
+
+def test_publish_replaces_the_checkpoint_by_renames(tmp_path):
+    final = tmp_path / "m"
+    final.mkdir()
+    (final / "old").write_text("old")
+    tmp = train.partial_dir(final)
+    tmp.mkdir()
+    (tmp / "new").write_text("new")
+    train.publish(tmp, final)
+    assert [p.name for p in final.iterdir()] == ["new"]
+    assert not tmp.exists() and not (tmp_path / ".m.old").exists()
