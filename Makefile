@@ -8,18 +8,20 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 MODEL ?=
-TASKS ?= gsm8k,piqa,mmlu
 BATCH_SIZE ?= 8
 OUTPUT ?= results/runs
-# The embedded default reads the small data subsets shipped in tests/fixtures/data, 8 documents
-# per task, with shortened diffusion settings (a random tiny model gains nothing from 1024
-# steps). Any other model runs every document with the task's official settings and the hub
-# datasets, unless LIMIT / DATA_DIR / EVAL_ARGS say otherwise.
+# MODEL=llada-tiny (the single-model run CI gates against results/baselines/llada-tiny): two
+# paper tasks on the small data subsets in tests/fixtures/data and the miniature study's
+# arithmetic and sum-choice tasks, 8 documents each, with shortened diffusion settings. Any
+# other model runs every document with the task's official settings and the hub datasets,
+# unless TASKS / LIMIT / DATA_DIR / EVAL_ARGS say otherwise.
 ifeq ($(MODEL),llada-tiny)
+TASKS ?= gsm8k,piqa,llada_arith,llada_sum_choice
 LIMIT ?= 8
 DATA_DIR ?= tests/fixtures/data
 EVAL_ARGS ?= --gen-length 32 --steps 16 --block-length 16 --mc-num 16
 endif
+TASKS ?= gsm8k,piqa,mmlu
 LIMIT ?=
 DATA_DIR ?=
 EVAL_ARGS ?=
