@@ -56,6 +56,12 @@ def add_run_parser(sub: Any) -> None:
                    help="confirm running model-written code (HumanEval) in the sandbox")
     p.add_argument("--include-path", type=Path, action="append", default=[],
                    help="extra lm-eval task directory (repeatable)")
+    c = p.add_mutually_exclusive_group()
+    c.add_argument("--cache-dir", type=Path, default=None,
+                   help="request cache: finished requests are kept here, so re-running a "
+                   "killed command computes only what is missing (default: "
+                   "$EVALSUITE_CACHE_DIR, else results/cache)")
+    c.add_argument("--no-cache", action="store_true", help="run without the request cache")
     g = p.add_argument_group("diffusion settings (override the task's)")
     for name, kind in SETTING_FLAGS.items():
         g.add_argument("--" + name.replace("_", "-"), type=kind, default=None, dest=name)
@@ -66,6 +72,7 @@ def add_run_parser(sub: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from evalsuite.models.request_cache import CACHE_DIR_ENV, DEFAULT_CACHE_DIR
     from evalsuite.runner import RunSpec, evaluate, plan
 
     overrides = {k: getattr(args, k) for k in (*SETTING_FLAGS, *BOOL_FLAGS)
@@ -80,6 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides=overrides, backend=args.backend, family=args.family, dtype=args.dtype,
         revision=args.revision, num_fewshot=args.num_fewshot,
         allow_code_execution=args.allow_code_execution, include_path=tuple(args.include_path),
+        cache_dir=None if args.no_cache else (
+            args.cache_dir or Path(os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR)),
     )
     p = plan(spec)
     print(f"evalsuite: {p.preset.name} ({p.preset.backend}, {p.preset.dtype}, {p.preset.family}) "

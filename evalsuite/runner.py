@@ -58,6 +58,9 @@ class RunSpec:
     """Confirm running model-written code (HumanEval), in the sandbox."""
     include_path: tuple[Path, ...] = ()
     """Extra task directories."""
+    cache_dir: Path | None = None
+    """Request cache directory (resume after a kill); None: no cache. The CLI passes
+    results/cache unless told ``--no-cache``."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,9 @@ def build_lm(p: Plan) -> Any:
         return LLaDAEvalModel(
             pretrained=spec.model, dtype=preset.dtype, device=spec.device,
             batch_size=spec.batch_size, family=preset.family, seed=spec.seed,
-            revision=preset.revision, **dict(spec.overrides),
+            revision=preset.revision,
+            request_cache=None if spec.cache_dir is None else str(spec.cache_dir),
+            **dict(spec.overrides),
         )
     import lm_eval.api.registry
 
@@ -194,6 +199,11 @@ def evaluate(spec: RunSpec) -> Path:
 
     tm = task_manager(extra_dirs=spec.include_path)
     _preload_tasks(p.task_names, tm)
+    from evalsuite.reliability import check_writable
+
+    check_writable(Path(spec.output), "--output")  # before any weight loads
+    if spec.cache_dir is not None:
+        check_writable(Path(spec.cache_dir), "--cache-dir")
     lm = build_lm(p)
     combined: dict[str, Any] = {}
     failure: BaseException | None = None
@@ -242,10 +252,19 @@ def evaluate(spec: RunSpec) -> Path:
         "overrides": dict(spec.overrides),
         "world_size": getattr(lm, "world_size", 1),
     }
-    run_dir = write_run_from_lm_eval(Path(spec.output), combined, meta, stats)
+    from evalsuite.reliability import reliability_record, write_failure
+
+    meta["reliability"] = reliability_record(lm, stats)
+    try:
+        run_dir = write_run_from_lm_eval(Path(spec.output), combined, meta, stats)
+    except OSError as exc:
+        raise write_failure(exc, Path(spec.output), meta["reliability"]) from None
     if failure:
         failure.add_note(f"the tasks finished before the failure were saved in {run_dir}")
         raise failure
+    from evalsuite.reliability import raise_if_nonfinite
+
+    raise_if_nonfinite(meta["reliability"], run_dir)
     return run_dir
 
 

@@ -46,6 +46,8 @@ class LikelihoodResult:
     """True when the bound was computed exactly (single-token answer)."""
     greedy: bool | None = None
     """For exact results: whether the answer token is the argmax (lm-eval's is_greedy)."""
+    nonfinite: bool = False
+    """Some logits of this request's rows were NaN or infinite: ``value`` is not trustworthy."""
 
 
 @dataclass(frozen=True)
@@ -99,9 +101,10 @@ def _build_rows(
 def _score_rows(
     model: torch.nn.Module, rows: Sequence[_Row], targets: Sequence[Sequence[torch.Tensor]],
     prompt_lengths: Sequence[int], cfg_scale: float, mask_id: int, device: torch.device,
-) -> list[list[tuple[float, bool]]]:
+) -> tuple[list[list[tuple[float, bool]]], list[bool]]:
     """One forward pass over distinct rows; for each row and each of its target sequences,
-    the sum of log p(target) over the masked positions and whether every target is argmax."""
+    the sum of log p(target) over the masked positions and whether every target is argmax;
+    and for each row whether its logits held a NaN or an infinity."""
     width = max(int(r.tokens.numel()) for r in rows)
     n = len(rows)
     x = torch.full((n, width), mask_id, dtype=torch.long)
@@ -122,21 +125,24 @@ def _score_rows(
     else:
         hidden = model.hidden_states(x, keep)
         logits = model.head(hidden[masked]).float()  # [N, V] over the masked positions of all rows
+    bad = ~torch.isfinite(logits).all(dim=-1)  # [N]
     logp = F.log_softmax(logits, dim=-1)
     best = logp.argmax(dim=-1)  # [N]
     counts = masked.sum(dim=1).tolist()
     out: list[list[tuple[float, bool]]] = []
+    nonfinite: list[bool] = []
     start = 0
     for i, row in enumerate(rows):
         span = slice(start, start + counts[i])
         start += counts[i]
+        nonfinite.append(bool(bad[span].any()))
         scored = []
         for target in targets[i]:
             gold = target.to(device)[row.masked.to(device)]  # [n_i]
             lp = logp[span].gather(-1, gold[:, None]).squeeze(-1)
             scored.append((float(lp.double().sum()), bool((best[span] == gold).all())))
         out.append(scored)
-    return out
+    return out, nonfinite
 
 
 @torch.no_grad()
@@ -175,17 +181,19 @@ def estimate_loglikelihood(
     groups = sorted(distinct.values(), key=lambda members: int(rows[members[0]].tokens.numel()))
     scores = [0.0] * len(rows)
     greedy = [False] * len(rows)
+    bad = [False] * len(rows)
     device = next(model.parameters()).device
     for start in range(0, len(groups), max_rows):
         chunk = groups[start:start + max_rows]
-        scored = _score_rows(
+        scored, chunk_bad = _score_rows(
             model, [rows[g[0]] for g in chunk], [[targets[r] for r in g] for g in chunk],
             [prompt_len[g[0]] for g in chunk], config.cfg_scale, mask_id, device,
         )
-        for members, results in zip(chunk, scored):
+        for members, results, row_bad in zip(chunk, scored, chunk_bad):
             for r, (total, is_best) in zip(members, results):
                 scores[r] = rows[r].weight * total
                 greedy[r] = is_best
+                bad[r] = row_bad
     per_pass = 2 if config.cfg_scale > 0 else 1
     owner = {members[0] for members in groups}  # a shared row is charged to its first user
     by_request: dict[int, list[int]] = {}
@@ -196,13 +204,15 @@ def estimate_loglikelihood(
         mine = by_request[i]
         values = torch.tensor([scores[r] for r in mine], dtype=torch.float64)
         exact = len(mine) == 1 and int(rows[mine[0]].masked.sum()) == 1
+        value = float(values.mean())
         results.append(LikelihoodResult(
-            value=float(values.mean()),
+            value=value,
             stderr=0.0 if exact else _stderr(values, [rows[r].group for r in mine]),
             nfe=sum(r in owner for r in mine) * per_pass,
             samples=len(mine),
             exact=exact,
             greedy=greedy[mine[0]] if exact else None,
+            nonfinite=any(bad[r] for r in mine) or not math.isfinite(value),
         ))
     return results
 

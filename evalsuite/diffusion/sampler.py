@@ -52,6 +52,8 @@ class GenerationResult:
     """Number of network forward passes (a CFG step is one pass over 2B rows)."""
     prompt_length: int
     """P, the padded prompt length."""
+    nonfinite: tuple[bool, ...] = ()
+    """Per row: whether any logits computed for it were NaN or infinite (empty: not checked)."""
 
     @property
     def generated(self) -> torch.Tensor:
@@ -163,6 +165,7 @@ def diffusion_generate(
     prompt_index = x != mask_id  # [B, T]
     last_ids = [i for i in (eos_id, eot_id) if i is not None]
     nfe = 0
+    bad = torch.zeros(b, dtype=torch.bool, device=device)
     steps = config.steps_per_block
     cache = None if config.cache == "none" else _BlockCache(config.cache, x.shape[1])
     if cache is not None and not hasattr(model, "forward_cached"):
@@ -188,6 +191,7 @@ def diffusion_generate(
             logits = _forward(model, x, full_mask, cols, config.cfg_scale, prompt_index, mask_id,
                               cache)
             nfe += 1  # logits: [B, block_length, V]
+            bad |= ~torch.isfinite(logits).reshape(b, -1).all(dim=1)
             if config.logits_eos_inf:
                 logits[:, :, eos_id] = float("-inf")
             x0 = gumbel_perturb(logits, config.temperature, generator).argmax(dim=-1)  # [B, L]
@@ -212,4 +216,5 @@ def diffusion_generate(
                 if int(k[row]) > 0:
                     commit[row, torch.topk(conf[row], int(k[row])).indices] = True
             x[:, cols] = torch.where(commit, x0, block_x)
-    return GenerationResult(tokens=x, nfe=nfe, prompt_length=p)
+    return GenerationResult(tokens=x, nfe=nfe, prompt_length=p,
+                            nonfinite=tuple(bool(v) for v in bad.tolist()))

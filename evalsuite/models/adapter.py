@@ -29,6 +29,8 @@ from evalsuite.config import EstimatorConfig, SamplerConfig, split_settings
 from evalsuite.diffusion.likelihood import estimate_loglikelihood
 from evalsuite.diffusion.sampler import diffusion_generate
 from evalsuite.errors import ConfigError
+from evalsuite.models import request_cache as rcache
+from evalsuite.models.faults import HalvingState, fit_to_window, halving_levels, map_halving
 from evalsuite.models.loader import DiffusionLM, default_device, load_model
 from evalsuite.models.requests import (
     GenerationRequest,
@@ -100,6 +102,7 @@ class LLaDAEvalModel(LM):
         reference_padding: bool = False,
         revision: str | None = None,
         max_batch_size: int | None = None,
+        request_cache: str | None = None,
         **overrides: Any,
     ) -> None:
         super().__init__()
@@ -113,7 +116,8 @@ class LLaDAEvalModel(LM):
                 f"unknown llada model_args {', '.join(sorted(unknown))}; known: "
                 + ", ".join(sorted({*OVERRIDE_KEYS, "pretrained", "dtype", "device", "batch_size",
                                     "max_length", "family", "seed", "mc_batch_size", "max_rows",
-                                    "use_task_settings", "reference_padding", "revision"}))
+                                    "use_task_settings", "reference_padding", "revision",
+                                    "request_cache"}))
             )
         self.overrides = {k: v for k, v in overrides.items() if v is not None}
         sampler_part, estimator_part = split_settings(self.overrides)
@@ -148,11 +152,20 @@ class LLaDAEvalModel(LM):
         self.tokenizer = self.model.tokenizer
         self.tokens = self.model.tokens
         self.request_stats: dict[tuple[str | None, int | None], dict[str, float]] = defaultdict(
-            lambda: {"nfe": 0, "seconds": 0.0, "generated_tokens": 0}
+            lambda: {"nfe": 0, "seconds": 0.0, "generated_tokens": 0, "nonfinite": 0}
         )
         self.settings_used: dict[str, dict[str, Any]] = {}
+        self.window = min(self.max_length, int(self.model.network.config.max_sequence_length))
+        self.halving = HalvingState()
+        self.truncated: dict[str, dict[str, int]] = {}
+        self.request_cache = rcache.open_cache(request_cache)
 
     # ----- lm-eval plumbing -------------------------------------------------------------
+    def set_cache_hook(self, cache_hook: Any) -> None:
+        """lm-eval's ``--use_cache`` ignores model_args in its key: refused (see request_cache)."""
+        rcache.refuse_lm_eval_cache(cache_hook)
+        self.cache_hook = cache_hook
+
     @property
     def tokenizer_name(self) -> str:
         return str(self.model.checkpoint_dir).replace("/", "__")
@@ -210,11 +223,26 @@ class LLaDAEvalModel(LM):
                                cfg_scale=float(cfg_scale))
 
     def _record(self, task: str | None, doc_id: int | None, nfe: int, seconds: float,
-                generated: int = 0) -> None:
+                generated: int = 0, nonfinite: bool = False) -> None:
         stats = self.request_stats[(task, doc_id)]
         stats["nfe"] += nfe
         stats["seconds"] += seconds
         stats["generated_tokens"] += generated
+        stats["nonfinite"] += int(nonfinite)
+
+    def _identity(self) -> dict[str, Any]:
+        """What of the model can change an answer (part of every request-cache key)."""
+        if not hasattr(self, "_identity_cache"):
+            self._identity_cache = rcache.model_identity(
+                self.model.checkpoint_dir, self.model.dtype, self._device, window=self.window,
+                reference_padding=bool(self.model.network.reference_padding))
+        return self._identity_cache
+
+    def _note_truncation(self, task: str | None, dropped: int) -> None:
+        if dropped > 0:
+            entry = self.truncated.setdefault(task or "", {"requests": 0, "tokens": 0})
+            entry["requests"] += 1
+            entry["tokens"] += dropped
 
     def _progress(self, total: int, desc: str) -> tqdm:
         return tqdm(total=total, desc=desc, disable=self._rank != 0, unit="req", dynamic_ncols=True)
@@ -224,6 +252,7 @@ class LLaDAEvalModel(LM):
         typed = [LikelihoodRequest(r.task_name, r.doc_id, *r.args[:2]) for r in requests]
         groups: dict[tuple[int, float], list[int]] = defaultdict(list)
         configs: dict[tuple[int, float], EstimatorConfig] = {}
+        key_settings: list[dict[str, Any]] = []
         for i, req in enumerate(typed):
             settings = self._settings(req.task, {})
             config = self._estimator(settings.get("mc_num", 128), settings.get("cfg_scale", 0.0),
@@ -231,32 +260,54 @@ class LLaDAEvalModel(LM):
             key = (config.mc_num, config.cfg_scale)
             configs[key] = config
             groups[key].append(i)
+            key_settings.append({**config.as_dict(), "estimator": "eq6-stratified"})
             if req.task:
                 self.settings_used.setdefault(req.task, {**config.as_dict(), "estimator": "eq6-stratified"})
         results: list[tuple[float, bool]] = [(0.0, False)] * len(typed)
         bar = self._progress(len(typed), "loglikelihood")
-        for key, members in groups.items():
-            for start in range(0, len(members), self.batch_size * 8):
-                chunk = members[start:start + self.batch_size * 8]
-                t0 = time.perf_counter()
-                pairs, gens = [], []
-                for i in chunk:
-                    ctx, cont = self._split_encode(typed[i])
-                    pairs.append((torch.tensor(ctx), torch.tensor(cont)))
-                    gens.append(torch.Generator().manual_seed(
-                        request_seed(self.seed, typed[i].context, typed[i].continuation)))
-                out = estimate_loglikelihood(
+        lookup = rcache.Lookup.build(
+            self.request_cache, "loglikelihood", self._identity,
+            [{"context": r.context, "continuation": r.continuation} for r in typed],
+            key_settings, self.seed)
+        for i, answer in lookup.hits.items():
+            results[i] = (float(answer.value[0]), bool(answer.value[1]))
+            self._record(typed[i].task, typed[i].doc_id, answer.nfe, answer.seconds,
+                         nonfinite=answer.nonfinite)
+        bar.update(len(lookup.hits))
+        encoded = {i: self._split_encode(typed[i]) for i in lookup.missing}
+        for key, all_members in groups.items():
+            members = [i for i in all_members if i in encoded]
+
+            def run(chunk: list[int], level: int, key: tuple[int, float] = key) -> list[Any]:
+                pairs = [(torch.tensor(encoded[i][0]), torch.tensor(encoded[i][1])) for i in chunk]
+                gens = [torch.Generator().manual_seed(lookup.seed(i, request_seed, typed[i].context,
+                                                                  typed[i].continuation))
+                        for i in chunk]
+                return estimate_loglikelihood(
                     self.model.network, pairs, config=configs[key], mask_id=self.tokens.mask_id,
-                    generators=gens, max_rows=self.max_rows,
+                    generators=gens, max_rows=max(1, self.max_rows >> level),
                 )
-                seconds = (time.perf_counter() - t0) / len(chunk)
+
+            t0 = [time.perf_counter()]
+
+            def done(chunk: list[int], out: list[Any]) -> None:
+                seconds = (time.perf_counter() - t0[0]) / len(chunk)
+                stored = []
                 for i, res in zip(chunk, out):
                     results[i] = (res.value, bool(res.greedy))
-                    self._record(typed[i].task, typed[i].doc_id, res.nfe, seconds)
+                    self._record(typed[i].task, typed[i].doc_id, res.nfe, seconds,
+                                 nonfinite=res.nonfinite)
+                    stored.append((i, rcache.CachedAnswer(
+                        list(results[i]), res.nfe, seconds, 0, res.nonfinite)))
                     if self.cache_hook is not None:
                         self.cache_hook.add_partial("loglikelihood", requests[i].args, results[i])
+                lookup.store(stored)
                 bar.update(len(chunk))
                 bar.set_postfix(nfe=sum(r.nfe for r in out))
+                t0[0] = time.perf_counter()
+
+            map_halving(members, self.batch_size * 8, run, done, self.halving,
+                        halving_levels(self.batch_size * 8, self.max_rows))
         bar.close()
         return results
 
@@ -265,12 +316,15 @@ class LLaDAEvalModel(LM):
         whole = self._encode(context + continuation)
         ctx = self._encode(context)
         cont = whole[len(ctx):]
+        where = f"task {req.task} doc {req.doc_id}"
         if not cont:
-            raise ConfigError(f"task {req.task} doc {req.doc_id}: the continuation {req.continuation!r} has no tokens")
-        overflow = len(ctx) + len(cont) - self.max_length
-        if overflow > 0:
-            ctx = ctx[overflow:]
-        return ctx, cont
+            raise ConfigError(
+                f"{where}: the continuation {req.continuation!r} has no tokens (a zero-length "
+                "answer has no likelihood to estimate); fix the task's doc_to_choice / "
+                "doc_to_target so that every answer is non-empty")
+        fitted = fit_to_window(ctx, len(cont), self.window, where)
+        self._note_truncation(req.task, fitted.dropped)
+        return fitted.prompt, cont
 
     # ----- loglikelihood_rolling ------------------------------------------------------------
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
@@ -316,40 +370,70 @@ class LLaDAEvalModel(LM):
             if r.task_name:
                 self.settings_used.setdefault(r.task_name, config.as_dict())
         outputs: list[str] = [""] * len(typed)
-        by_settings: dict[tuple, list[int]] = defaultdict(list)
-        for i, req in enumerate(typed):
-            by_settings[req.settings].append(i)
         bar = self._progress(len(typed), "generate_until")
+        lookup = rcache.Lookup.build(
+            self.request_cache, "generate_until", self._identity,
+            [{"context": req.context, "until": list(req.until),
+              "gen_kwargs": dict(r.args[1]) if len(r.args) > 1 else {}}
+             for r, req in zip(requests, typed)],
+            [dict(req.settings) for req in typed], self.seed)
+        for i, answer in lookup.hits.items():
+            outputs[i] = str(answer.value)
+            self._record(typed[i].task, typed[i].doc_id, answer.nfe, answer.seconds,
+                         answer.generated_tokens, answer.nonfinite)
+        bar.update(len(lookup.hits))
+        by_settings: dict[tuple, list[int]] = defaultdict(list)
+        for i in lookup.missing:
+            by_settings[typed[i].settings].append(i)
         nfe_total = 0
         t_start = time.perf_counter()
         for settings, members in by_settings.items():
             config = SamplerConfig(**dict(settings))
-            encoded = {i: self._encode(typed[i].context) for i in members}
-            limit = self.max_length - config.gen_length
-            if limit <= 0:
-                raise ConfigError(f"gen_length {config.gen_length} leaves no room for the prompt "
-                                  f"within max_length {self.max_length}")
+            encoded = {}
+            for i in members:
+                fitted = fit_to_window(self._encode(typed[i].context), config.gen_length,
+                                       self.window, f"task {typed[i].task} doc {typed[i].doc_id}")
+                self._note_truncation(typed[i].task, fitted.dropped)
+                encoded[i] = fitted.prompt
             members = sorted(members, key=lambda i: -len(encoded[i]))
-            for start in range(0, len(members), self.batch_size):
-                chunk = members[start:start + self.batch_size]
-                t0 = time.perf_counter()
-                texts, nfe = self._generate_batch([encoded[i][-limit:] for i in chunk],
-                                                  [typed[i] for i in chunk], config)
-                seconds = (time.perf_counter() - t0) / len(chunk)
-                for i, text in zip(chunk, texts):
+
+            def run(chunk: list[int], level: int, config: SamplerConfig = config,
+                    encoded: dict[int, list[int]] = encoded) -> list[Any]:
+                texts, nfe, bad = self._generate_batch(
+                    [encoded[i] for i in chunk], [typed[i] for i in chunk], config,
+                    [lookup.seed(i, request_seed, typed[i].context, typed[i].settings)
+                     for i in chunk])
+                return [(text, nfe, flag) for text, flag in zip(texts, bad)]
+
+            t0 = [time.perf_counter()]
+
+            def done(chunk: list[int], out: list[Any], config: SamplerConfig = config) -> None:
+                nonlocal nfe_total
+                seconds = (time.perf_counter() - t0[0]) / len(chunk)
+                stored = []
+                for i, (text, nfe, flag) in zip(chunk, out):
                     outputs[i] = text
-                    self._record(typed[i].task, typed[i].doc_id, nfe, seconds, config.gen_length)
+                    self._record(typed[i].task, typed[i].doc_id, nfe, seconds, config.gen_length,
+                                 flag)
+                    stored.append((i, rcache.CachedAnswer(text, nfe, seconds, config.gen_length,
+                                                          flag)))
                     if self.cache_hook is not None:
                         self.cache_hook.add_partial("generate_until", requests[i].args, text)
-                nfe_total += nfe * len(chunk)
+                    nfe_total += nfe
+                lookup.store(stored)
                 bar.update(len(chunk))
                 elapsed = time.perf_counter() - t_start
-                bar.set_postfix(nfe=nfe_total, tok_s=f"{bar.n * config.gen_length / max(elapsed, 1e-9):.1f}")
+                bar.set_postfix(nfe=nfe_total,
+                                tok_s=f"{bar.n * config.gen_length / max(elapsed, 1e-9):.1f}")
+                t0[0] = time.perf_counter()
+
+            map_halving(members, self.batch_size, run, done, self.halving,
+                        halving_levels(self.batch_size))
         bar.close()
         return outputs
 
     def _generate_batch(self, prompts: list[list[int]], reqs: list[GenerationRequest],
-                        config: SamplerConfig) -> tuple[list[str], int]:
+                        config: SamplerConfig, seeds: list[int]) -> tuple[list[str], int, tuple[bool, ...]]:
         width = max(len(p) for p in prompts)
         pad = self.tokens.pad_id if self.tokens.pad_id is not None else self.tokens.eos_id or 0
         ids = torch.full((len(prompts), width), pad, dtype=torch.long)
@@ -357,8 +441,7 @@ class LLaDAEvalModel(LM):
         for row, p in enumerate(prompts):
             ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
             mask[row, width - len(p):] = 1
-        gens = [torch.Generator(device=self._device).manual_seed(request_seed(self.seed, r.context, r.settings))
-                for r in reqs]
+        gens = [torch.Generator(device=self._device).manual_seed(seed) for seed in seeds]
         result = diffusion_generate(
             self.model.network, ids.to(self._device),
             mask.to(self._device) if len(prompts) > 1 else None, config=config,
@@ -372,4 +455,5 @@ class LLaDAEvalModel(LM):
             text = self.tokenizer.decode(row[:end], skip_special_tokens=True)
             texts.append(truncate_stop(text, req.until))
         per_sample_nfe = result.nfe * (2 if config.cfg_scale > 0 else 1)
-        return texts, per_sample_nfe
+        bad = result.nonfinite or (False,) * len(reqs)
+        return texts, per_sample_nfe, tuple(bad)

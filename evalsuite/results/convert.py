@@ -172,6 +172,7 @@ def _convert_sample(
         generated_tokens=stats.get("generated_tokens"),
         doc_hash=first.get("doc_hash"),
         prompt_hash=first.get("prompt_hash"),
+        nonfinite=int(stats.get("nonfinite") or 0),
     )
 
 
