@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evalsuite import faultpoints
 from evalsuite.errors import ConfigError, EvalsuiteError
 
 CACHE_SCHEMA_VERSION = 1
@@ -253,3 +254,4 @@ class Lookup:
         """Commit one finished batch (a no-op without a cache)."""
         if self.cache is not None:
             self.cache.put_many(self.kind, [(self.keys[i], a) for i, a in items])
+            faultpoints.reached(self.kind)
