@@ -104,6 +104,9 @@ def plan(spec: RunSpec) -> Plan:
     for extra in spec.include_path:
         if not Path(extra).is_dir():
             raise ConfigError(f"--include-path {extra} is not a directory")
+    from evalsuite.tasks.preflight import check_task_files
+
+    check_task_files(spec.include_path)
     names = resolve_tasks(list(spec.tasks), preset.family, spec.include_path)
     unsafe = unsafe_task_names(names, spec.include_path)
     if unsafe and not (spec.allow_code_execution or os.environ.get(CODE_EXEC_ENV) == "1"):
@@ -148,14 +151,13 @@ class _DropCustomDatasetNotice(logging.Filter):
         return "Custom kwargs can be passed" not in record.getMessage()
 
 
-def _preload_tasks(names: tuple[str, ...], tm: Any) -> None:
+def _preload_tasks(names: tuple[str, ...], tm: Any, limit: int | None = None) -> None:
     """Build every task once (prompts, data) before any weight loads, so that missing or
     unreachable data fails in seconds, not after a 16 GB checkpoint has loaded. lm-eval
     rebuilds them later from the datasets cache."""
-    from lm_eval.tasks import get_task_dict
+    from evalsuite.tasks.preflight import build_and_check
 
-    for name in names:
-        get_task_dict([name], tm)
+    build_and_check(names, tm, limit)
 
 
 def _merge(into: dict[str, Any], out: Mapping[str, Any]) -> None:
@@ -198,7 +200,7 @@ def evaluate(spec: RunSpec) -> Path:
     from evalsuite.tasks.registry import task_manager
 
     tm = task_manager(extra_dirs=spec.include_path)
-    _preload_tasks(p.task_names, tm)
+    _preload_tasks(p.task_names, tm, spec.limit)
     from evalsuite.reliability import check_writable
 
     check_writable(Path(spec.output), "--output")  # before any weight loads
