@@ -338,7 +338,7 @@ class LLaDAEvalModel(LM):
             config = self._estimator(settings.get("mc_num", 128), 0.0, self.mc_batch_size)
             prefix = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
             window = self.max_length - len(prefix)
-            total, nfe = 0.0, 0
+            total, nfe, bad = 0.0, 0, False
             pairs, gens = [], []
             for start in range(0, len(ids), window):
                 chunk = ids[start:start + window]
@@ -349,8 +349,9 @@ class LLaDAEvalModel(LM):
                                               max_rows=self.max_rows):
                 total += res.value
                 nfe += res.nfe
+                bad |= res.nonfinite
             out.append(total)
-            self._record(req.task_name, req.doc_id, nfe, time.perf_counter() - t0)
+            self._record(req.task_name, req.doc_id, nfe, time.perf_counter() - t0, nonfinite=bad)
             bar.update(1)
         bar.close()
         return out
