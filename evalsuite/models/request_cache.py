@@ -4,7 +4,8 @@ One row per answered request, keyed by the SHA-256 of everything that can change
 (:func:`request_key`): the model identity (checkpoint content fingerprint, tokenizer files,
 dtype, device type, adapter knobs such as ``max_length``), the request itself (context and
 continuation, or context, stop sequences and generation kwargs), every resolved sampler or
-estimator setting, the per-request seed with the repeat index, the evalsuite version and
+estimator setting, the per-request seed with the repeat index, the evalsuite version, the
+source of the code that computes answers (:data:`ANSWER_CODE`) and
 :data:`CACHE_SCHEMA_VERSION`. A changed setting gives a different key, so an entry is never
 reused for a different computation.
 
@@ -22,6 +23,7 @@ context and continuation or generation kwargs), not the model arguments, so a ch
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -73,11 +75,17 @@ def request_key(model: Mapping[str, Any], kind: str, request: Mapping[str, Any],
     from evalsuite import __version__
 
     payload = {
-        "schema": CACHE_SCHEMA_VERSION, "evalsuite": __version__, "model": dict(model),
+        "schema": CACHE_SCHEMA_VERSION, "evalsuite": __version__, "code": _code(),
+        "model": dict(model),
         "kind": kind, "request": dict(request), "settings": dict(settings),
         "seed": int(seed), "repeat": int(repeat),
     }
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _code() -> str:
+    return code_fingerprint()
 
 
 def repeat_indices(items: Sequence[Any]) -> list[int]:
@@ -89,6 +97,23 @@ def repeat_indices(items: Sequence[Any]) -> list[int]:
         out.append(seen.get(text, 0))
         seen[text] = out[-1] + 1
     return out
+
+
+#: Source files whose code computes an answer; their bytes are part of every key, so editing
+#: the sampler or the estimator never returns answers the old code computed.
+ANSWER_CODE = ("diffusion/likelihood.py", "diffusion/sampler.py", "models/llada.py",
+               "models/adapter.py", "models/requests.py", "models/tokens.py", "config.py")
+
+
+def code_fingerprint() -> str:
+    """SHA-256 over :data:`ANSWER_CODE` (files missing from a build are named as missing)."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in ANSWER_CODE:
+        path = root / name
+        digest.update(name.encode() + b"\0")
+        digest.update(path.read_bytes() if path.exists() else b"<missing>")
+    return digest.hexdigest()
 
 
 def tokenizer_fingerprint(ckpt_dir: Path) -> str:

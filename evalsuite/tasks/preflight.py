@@ -20,7 +20,7 @@ from evalsuite.errors import EvalsuiteError
 
 YAML_SUFFIXES = (".yaml", ".yml")
 #: Keys lm-eval's YAML loader handles itself (not TaskConfig / GroupConfig fields).
-LOADER_KEYS = frozenset({"include", "group_alias", "class"})
+LOADER_KEYS = frozenset({"include", "group", "group_alias", "class"})
 
 
 class TaskInputError(EvalsuiteError):
@@ -76,6 +76,8 @@ def check_yaml_text(path: Path, raw: bytes) -> dict[str, Any] | None:
     if not isinstance(doc, dict):
         raise TaskInputError(f"{path}: a task YAML must be a mapping of keys, got "
                              f"{type(doc).__name__}")
+    if "class" in doc:  # a custom Task class takes its own configuration keys
+        return doc
     task_keys, group_keys = known_keys()
     allowed = group_keys if "group" in doc and isinstance(doc.get("task"), list) else task_keys
     for key in doc:

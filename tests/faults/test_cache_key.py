@@ -60,6 +60,15 @@ def test_schema_version_is_in_the_key(monkeypatch):
     assert _key() != before
 
 
+def test_the_code_that_computes_answers_is_in_the_key(monkeypatch):
+    import evalsuite.models.request_cache as rc
+
+    before = _key()
+    assert len(rc.code_fingerprint()) == 64
+    monkeypatch.setattr(rc, "_code", lambda: "edited sampler")
+    assert _key() != before
+
+
 def test_repeats_of_one_request_are_told_apart():
     assert repeat_indices([["a", 1], ["b", 1], ["a", 1], ["a", 2], ["a", 1]]) == [0, 0, 1, 0, 2]
 

@@ -178,3 +178,37 @@ def test_an_answer_longer_than_the_window_is_refused():
         lm.loglikelihood([Instance("loglikelihood", {}, ("Q:", " " + "long " * 20), 0, ("t", 0, 1))])
     with pytest.raises(ConfigError, match="gen-length"):
         lm.generate_until([Instance("generate_until", {}, ("Q:", {"until": []}), 0, ("t", 0, 1))])
+
+
+# ---------------------------------------------------------------- the pure decisions
+
+
+def test_fit_to_window_cuts_from_the_left_only_when_needed():
+    from evalsuite.models.faults import fit_to_window
+
+    assert fit_to_window(list(range(10)), 3, 8, "x").prompt == [5, 6, 7, 8, 9]
+    assert fit_to_window(list(range(10)), 3, 8, "x").dropped == 5
+    assert fit_to_window([1, 2], 3, 8, "x").dropped == 0
+    with pytest.raises(ConfigError, match="x: the answer needs 9 tokens"):
+        fit_to_window([1], 9, 8, "x")
+
+
+def test_map_halving_keeps_order_and_halves_only_on_oom():
+    from evalsuite.models.faults import HalvingState, halving_levels, map_halving
+
+    seen, out = [], []
+
+    def run(batch, level):
+        seen.append(len(batch))
+        if len(batch) > 2:
+            raise torch.cuda.OutOfMemoryError("injected")
+        return [x * 10 for x in batch]
+
+    state = HalvingState()
+    map_halving(list(range(7)), 8, run, lambda b, r: out.extend(r), state, halving_levels(8))
+    assert out == [x * 10 for x in range(7)]
+    assert seen[:3] == [7, 4, 2] and state.halvings == 2
+    with pytest.raises(ValueError):
+        map_halving([1], 1, lambda b, lv: (_ for _ in ()).throw(ValueError("not OOM")),
+                    lambda b, r: None, HalvingState(), 3)
+    assert [halving_levels(n) for n in (1, 2, 3, 4, 32)] == [0, 1, 2, 2, 5]
