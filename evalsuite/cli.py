@@ -16,12 +16,6 @@ from typing import Any
 
 from evalsuite.errors import EvalsuiteError
 
-SETTING_FLAGS: dict[str, type] = {
-    "gen_length": int, "steps": int, "block_length": int, "temperature": float,
-    "cfg_scale": float, "remasking": str, "mc_num": int, "decoding": str, "threshold": float,
-    "cache": str,
-}
-BOOL_FLAGS = ("logits_eos_inf", "confidence_eos_eot_inf")
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -43,7 +37,8 @@ def add_run_parser(sub: Any) -> None:
     p.add_argument("--data-dir", type=Path, default=None,
                    help="offline data directory in the layout of shared/data "
                    "(default: $EVALSUITE_DATA_DIR, else the hub datasets)")
-    p.add_argument("--seed", type=int, default=1234, help="base seed of per-request generators")
+    p.add_argument("--seed", type=int, default=1234, help="run seed: lm-eval's seeds and the base "
+                   "of the per-request generators (request, settings, repeat index)")
     p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16")
     p.add_argument("--backend", choices=("llada", "hf", "vllm"), default=None)
     p.add_argument("--revision", default=None, help="hub revision of the weights")
@@ -51,7 +46,20 @@ def add_run_parser(sub: Any) -> None:
     fam.add_argument("--instruct", dest="family", action="store_const", const="instruct",
                      help="instruct protocol (chat template, Instruct settings)")
     fam.add_argument("--base", dest="family", action="store_const", const="base")
-    p.add_argument("--num-fewshot", type=int, default=None)
+    p.add_argument("--num-fewshot", type=int, default=None, help="few-shot examples (lm-eval's "
+                   "--num_fewshot; default: the task's)")
+    p.add_argument("--system-instruction", default=None, help="system message (lm-eval's "
+                   "--system_instruction)")
+    p.add_argument("--gen-kwargs", default=None, help="generation kwargs added to every "
+                   "generation task, lm-eval syntax: max_gen_toks=64,temperature=0.5")
+    p.add_argument("--apply-chat-template", action=argparse.BooleanOptionalAction, default=None,
+                   help="apply the tokenizer's chat template (default: for instruct models)")
+    p.add_argument("--fewshot-as-multiturn", action=argparse.BooleanOptionalAction, default=None,
+                   help="few-shot examples as chat turns (default: with the chat template)")
+    p.add_argument("--predict-only", action="store_true", help="generate and store the outputs "
+                   "without scoring (lm-eval's --predict_only)")
+    p.add_argument("--wandb-args", default=None, help="log to Weights & Biases through lm-eval's "
+                   "WandbLogger (project=...,name=...); needs `pip install wandb`")
     p.add_argument("--allow-code-execution", action="store_true",
                    help="confirm running model-written code (HumanEval) in the sandbox")
     p.add_argument("--include-path", type=Path, action="append", default=[],
@@ -62,22 +70,20 @@ def add_run_parser(sub: Any) -> None:
                    "killed command computes only what is missing (default: "
                    "$EVALSUITE_CACHE_DIR, else results/cache)")
     c.add_argument("--no-cache", action="store_true", help="run without the request cache")
-    g = p.add_argument_group("diffusion settings (override the task's)")
-    for name, kind in SETTING_FLAGS.items():
-        g.add_argument("--" + name.replace("_", "-"), type=kind, default=None, dest=name)
-    for name in BOOL_FLAGS:
-        g.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction,
-                       default=None, dest=name)
+    from evalsuite.settings.knobs import add_flags
+
+    add_flags(p.add_argument_group("diffusion settings (override the task's; see README "
+                                   "'Settings')"))
     p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from evalsuite.models.request_cache import CACHE_DIR_ENV, DEFAULT_CACHE_DIR
     from evalsuite.runner import RunSpec, evaluate, plan
-
-    overrides = {k: getattr(args, k) for k in (*SETTING_FLAGS, *BOOL_FLAGS)
-                 if getattr(args, k) is not None}
+    from evalsuite.settings.knobs import from_namespace
     from evalsuite.tasks.data import DATA_DIR_ENV
+
+    overrides = from_namespace(args)
 
     data_dir = args.data_dir or (Path(os.environ[DATA_DIR_ENV])
                                  if os.environ.get(DATA_DIR_ENV) else None)
@@ -89,14 +95,48 @@ def cmd_run(args: argparse.Namespace) -> int:
         allow_code_execution=args.allow_code_execution, include_path=tuple(args.include_path),
         cache_dir=None if args.no_cache else (
             args.cache_dir or Path(os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR)),
+        gen_kwargs=_gen_kwargs(args.gen_kwargs), system_instruction=args.system_instruction,
+        apply_chat_template=args.apply_chat_template,
+        fewshot_as_multiturn=args.fewshot_as_multiturn, predict_only=args.predict_only,
+        wandb_args=args.wandb_args,
     )
     p = plan(spec)
-    print(f"evalsuite: {p.preset.name} ({p.preset.backend}, {p.preset.dtype}, {p.preset.family}) "
-          f"on {', '.join(p.task_names)}", file=sys.stderr)
-    run_dir = evaluate(spec)
+    print(f"evalsuite: {p.preset.name} ({p.preset.backend}, {p.preset.dtype}) on "
+          f"{', '.join(p.task_names)}", file=sys.stderr)
+    print(f"evalsuite: family {p.preset.family} ({p.preset.family_reason}); chat template "
+          f"{'on' if p.apply_chat_template else 'off'}", file=sys.stderr)
+    if args.verbose:
+        from evalsuite.settings import describe
+
+        for task in p.tasks:
+            print(f"evalsuite: {task.name}: {describe(task.config, task.provenance)}", file=sys.stderr)
+    for task in p.tasks:
+        if task.provenance.ignored_gen_kwargs:
+            print(f"evalsuite: warning: {task.name}: generation kwargs "
+                  f"{', '.join(sorted(task.provenance.ignored_gen_kwargs))} are not supported by "
+                  "the diffusion sampler and are ignored (recorded in the run)", file=sys.stderr)
+    run_dir = evaluate(p)
     if str(run_dir):
         _print_summary(run_dir)
     return 0
+
+
+def _gen_kwargs(text: str | None) -> dict[str, Any]:
+    """lm-eval's ``--gen_kwargs`` syntax (``k=v,k=v``), parsed the way lm-eval parses it."""
+    if not text:
+        return {}
+    from evalsuite.errors import ConfigError
+
+    hint = (f"--gen-kwargs {text!r}: expected key=value pairs separated by commas, "
+            "e.g. --gen-kwargs max_gen_toks=64,temperature=0.5")
+    if any("=" not in part for part in text.split(",") if part.strip()):
+        raise ConfigError(hint)
+    try:
+        from lm_eval.utils import simple_parse_args_string
+
+        return dict(simple_parse_args_string(text))
+    except (ValueError, IndexError):
+        raise ConfigError(hint) from None
 
 
 def _print_summary(run_dir: Path) -> None:

@@ -53,8 +53,14 @@ class SamplerConfig:
     ``prefix`` caches the positions left of the block, ``dual`` those left and right of it,
     so later passes compute only the block (and the suffix, for ``prefix``). Approximate:
     not the setting of the published numbers."""
+    early_exit: bool = True
+    """Exact early exit (``--early-exit on|off``): stop sampling a row once every answer
+    position up to the caller's cut (first stop string, EOS or EoT) is committed, and give its
+    batch slot to a waiting request. Committed tokens are never remasked, so the returned
+    answer is the same as with ``off``; only forward passes are saved."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "early_exit", parse_on_off(self.early_exit, "early_exit"))
         validate_sampler(self)
 
     @property
@@ -70,6 +76,21 @@ class SamplerConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: Text accepted for a boolean setting (model_args, gen_kwargs, ``--flag on|off``).
+ON_OFF_TEXT: dict[str, bool] = {"on": True, "true": True, "1": True, "yes": True,
+                                "off": False, "false": False, "0": False, "no": False}
+
+
+def parse_on_off(value: Any, name: str) -> bool:
+    """A boolean setting given as a bool or as on/off, true/false, 1/0 text."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ON_OFF_TEXT:
+        return ON_OFF_TEXT[text]
+    raise ConfigError(f"{name} must be on or off, got {value!r}")
 
 
 def validate_sampler(cfg: SamplerConfig) -> None:

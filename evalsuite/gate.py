@@ -7,12 +7,16 @@ reports with the candidate, on the documents both evaluated:
   (in the metric's own units, e.g. 0.02 = 2 points of accuracy) **and** the difference is
   significant (two-sided p < ``alpha``) under a paired test: exact McNemar for pass/fail
   metrics, a seeded paired bootstrap otherwise (``test: auto``);
+* a task's outputs **changed** when identity mode applies to it (policy ``identity.enabled``:
+  same settings, model, seeds and device, deterministic requests) and any sample's prompt,
+  generated text, filtered response or log-likelihood (beyond the stated tolerance) differs
+  from the baseline's (see :mod:`evalsuite.gate_identity`);
 * the input is **unusable** when the runs share no task, a baseline task is missing from the
   candidate (``require_all_tasks``), a task has no shared samples, or a task's version or
   settings differ (unless ``allow_setting_changes``; the differences are then listed).
 
-Outcome and exit code: ``pass`` 0, ``regression`` 1, ``unusable`` 2. Nothing here reads files
-except :func:`load_policy`; the CLI lives in :mod:`evalsuite.report.cli`.
+Outcome and exit code: ``pass`` 0, ``regression`` or ``changed`` 1, ``unusable`` 2. Nothing
+here reads files except :func:`load_policy`; the CLI lives in :mod:`evalsuite.report.cli`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evalsuite.errors import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, ConfigError, did_you_mean
+from evalsuite.gate_identity import IdentityPolicy, IdentityResult, check_identity, describe_diffs
 from evalsuite.results.compare import (
     differing,
     higher_is_better,
@@ -36,8 +41,8 @@ from evalsuite.results.compare import (
 from evalsuite.results.stats import TestName, is_binary, paired_test
 from evalsuite.results.store import Run
 
-Status = Literal["pass", "regression", "missing", "incomparable"]
-Outcome = Literal["pass", "regression", "unusable"]
+Status = Literal["pass", "regression", "changed", "missing", "incomparable"]
+Outcome = Literal["pass", "regression", "changed", "unusable"]
 _TESTS: tuple[str, ...] = ("auto", "mcnemar", "bootstrap")
 
 
@@ -53,6 +58,8 @@ class TaskPolicy:
     """``mcnemar`` (pass/fail metrics), ``bootstrap`` (any metric) or ``auto`` (by the scores)."""
     metric: str | None = None
     """lm-eval metric key (``"exact_match,strict-match"``); ``None``: the task's primary metric."""
+    identity: bool = True
+    """``false`` exempts this task from identity mode (when the policy enables it)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class GatePolicy:
     seed: int = 1234
     require_all_tasks: bool = True
     """A baseline task absent from the candidate makes the input unusable (exit 2)."""
+    identity: IdentityPolicy = field(default_factory=IdentityPolicy)
+    """Identity mode and its log-likelihood tolerance (off unless the policy enables it)."""
 
     def for_task(self, name: str) -> TaskPolicy:
         return self.tasks.get(name, self.default)
@@ -88,6 +97,8 @@ class TaskDecision:
     allowed_drop: float | None = None
     alpha: float | None = None
     setting_changes: tuple[tuple[str, str, str], ...] = ()
+    identity: IdentityResult | None = None
+    """Identity mode's finding (``None`` when identity mode is off or the task not compared)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,7 @@ class GateDecision:
     tasks: tuple[TaskDecision, ...]
     problems: tuple[str, ...]
     allow_setting_changes: bool
+    identity: IdentityPolicy = field(default_factory=IdentityPolicy)
 
     @property
     def outcome(self) -> Outcome:
@@ -106,13 +118,18 @@ class GateDecision:
             return "unusable"
         if any(t.status == "regression" for t in self.tasks):
             return "regression"
+        if any(t.status == "changed" for t in self.tasks):
+            return "changed"
         return "pass"
 
     @property
     def exit_code(self) -> int:
-        return {"pass": EXIT_OK, "regression": EXIT_REGRESSION, "unusable": EXIT_USAGE}[
-            self.outcome
-        ]
+        return {
+            "pass": EXIT_OK,
+            "regression": EXIT_REGRESSION,
+            "changed": EXIT_REGRESSION,
+            "unusable": EXIT_USAGE,
+        }[self.outcome]
 
 
 # ---------------------------------------------------------------- policy
@@ -121,7 +138,7 @@ class GateDecision:
 def _task_policy(raw: Any, where: str, base: TaskPolicy) -> TaskPolicy:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected an object")
-    known = {"allowed_drop", "alpha", "test", "metric"}
+    known = {"allowed_drop", "alpha", "test", "metric", "identity"}
     for key in raw:
         if key not in known:
             raise ConfigError(f"{where}: {did_you_mean(key, known, 'policy field')}")
@@ -129,6 +146,7 @@ def _task_policy(raw: Any, where: str, base: TaskPolicy) -> TaskPolicy:
     alpha = raw.get("alpha", base.alpha)
     test = raw.get("test", base.test)
     metric = raw.get("metric", base.metric)
+    identity = raw.get("identity", base.identity)
     if isinstance(allowed, bool) or not isinstance(allowed, (int, float)) or allowed < 0:
         raise ConfigError(f"{where}.allowed_drop: expected a number >= 0, found {allowed!r}")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
@@ -137,7 +155,47 @@ def _task_policy(raw: Any, where: str, base: TaskPolicy) -> TaskPolicy:
         raise ConfigError(f"{where}.test: {did_you_mean(str(test), _TESTS, 'test')}")
     if metric is not None and not isinstance(metric, str):
         raise ConfigError(f"{where}.metric: expected a metric key like 'acc,none' or null")
-    return TaskPolicy(float(allowed), float(alpha), test, metric)
+    if not isinstance(identity, bool):
+        raise ConfigError(
+            f"{where}.identity: expected true or false (false exempts the task from identity "
+            f"mode), found {identity!r}"
+        )
+    return TaskPolicy(float(allowed), float(alpha), test, metric, identity)
+
+
+def _tolerance(raw: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ConfigError(
+            f"{where}.{key}: expected a number in [0, 1) (e.g. 1e-4), found {value!r}"
+        )
+    return float(value)
+
+
+def _identity_policy(raw: Any, where: str) -> IdentityPolicy:
+    if isinstance(raw, bool):
+        return IdentityPolicy(enabled=raw)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f'{where}: expected an object like {{"enabled": true, "loglik_abs_tol": 1e-4}}'
+        )
+    known = {"enabled", "loglik_abs_tol", "loglik_rel_tol", "max_shown", "description"}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{where}: {did_you_mean(key, known, 'identity field')}")
+    base = IdentityPolicy()
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{where}.enabled: expected true or false, found {enabled!r}")
+    shown = raw.get("max_shown", base.max_shown)
+    if isinstance(shown, bool) or not isinstance(shown, int) or shown < 1:
+        raise ConfigError(f"{where}.max_shown: expected an integer >= 1, found {shown!r}")
+    return IdentityPolicy(
+        enabled=enabled,
+        loglik_abs_tol=_tolerance(raw, "loglik_abs_tol", base.loglik_abs_tol, where),
+        loglik_rel_tol=_tolerance(raw, "loglik_rel_tol", base.loglik_rel_tol, where),
+        max_shown=shown,
+    )
 
 
 def parse_policy(raw: Any, source: str = "policy") -> GatePolicy:
@@ -152,6 +210,7 @@ def parse_policy(raw: Any, source: str = "policy") -> GatePolicy:
         "bootstrap_iters",
         "seed",
         "require_all_tasks",
+        "identity",
     }
     for key in raw:
         if key not in known:
@@ -174,7 +233,8 @@ def parse_policy(raw: Any, source: str = "policy") -> GatePolicy:
         raise ConfigError(f"{source}: seed: expected an integer, found {seed!r}")
     if not isinstance(require, bool):
         raise ConfigError(f"{source}: require_all_tasks: expected true or false")
-    return GatePolicy(default, tasks, iters, seed, require)
+    identity = _identity_policy(raw.get("identity", False), f"{source}: identity")
+    return GatePolicy(default, tasks, iters, seed, require, identity)
 
 
 def load_policy(path: Path | str) -> GatePolicy:
@@ -249,6 +309,9 @@ def _decide_task(
         iters=policy.bootstrap_iters,
         seed=policy.seed,
     )
+    identity = None
+    if policy.identity.enabled and tp.identity:
+        identity = check_identity(baseline, candidate, name, policy.identity)
     drop = -result.delta if hib else result.delta
     regressed = drop > tp.allowed_drop and result.p_value < tp.alpha
     if regressed:
@@ -265,9 +328,14 @@ def _decide_task(
         reason = f"within the allowed drop ({tp.allowed_drop:.4g})"
     if paired.mismatched:
         reason += f"; {paired.mismatched} documents left out because their content differs"
+    status: Status = "regression" if regressed else "pass"
+    if identity is not None and identity.failed:
+        reason += f"; identity: {identity.reason}"
+        if not regressed:
+            status = "changed"
     return TaskDecision(
         name,
-        "regression" if regressed else "pass",
+        status,
         reason,
         metric=metric,
         higher_is_better=hib,
@@ -280,6 +348,7 @@ def _decide_task(
         allowed_drop=tp.allowed_drop,
         alpha=tp.alpha,
         setting_changes=changes,
+        identity=identity,
     )
 
 
@@ -315,15 +384,23 @@ def decide(
         tasks=tuple(decisions),
         problems=tuple(problems),
         allow_setting_changes=allow_setting_changes,
+        identity=policy.identity,
     )
 
 
 # ---------------------------------------------------------------- renderings
 
-_ICON = {"pass": "✅", "regression": "❌", "missing": "⚠️", "incomparable": "⚠️"}
+_ICON = {
+    "pass": "✅",
+    "regression": "❌",
+    "changed": "❌",
+    "missing": "⚠️",
+    "incomparable": "⚠️",
+}
 _HEADLINE = {
     "pass": "✅ pass: no significant regression",
     "regression": "❌ regression",
+    "changed": "❌ outputs changed: samples differ from the baseline (identity mode)",
     "unusable": "⚠️ unusable input: the runs cannot be compared",
 }
 
@@ -336,6 +413,16 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _identity_cell(result: IdentityResult | None) -> str:
+    if result is None:
+        return "—"
+    if not result.applies:
+        return f"— {result.reason}"
+    if result.failed:
+        return f"❌ {result.differing}/{result.compared} differ"
+    return f"✅ {result.compared} match"
+
+
 def to_markdown(decision: GateDecision) -> str:
     """A Markdown summary suitable for a pull-request comment."""
     lines = [
@@ -344,22 +431,41 @@ def to_markdown(decision: GateDecision) -> str:
         f"- baseline: `{decision.baseline}`",
         f"- candidate: `{decision.candidate}`",
     ]
+    lines.append(f"- identity mode: {decision.identity.describe()}")
     if decision.allow_setting_changes:
         lines.append("- settings changes allowed (`--allow-setting-changes`)")
     for problem in decision.problems:
         lines.append(f"- **problem:** {_md_cell(problem)}")
     lines += [
         "",
-        "| task | metric | baseline | candidate | Δ | shared | test | p | allowed drop | result |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
+        "| task | metric | baseline | candidate | Δ | shared | test | p | allowed drop | identity "
+        "| result |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- |",
     ]
     for t in decision.tasks:
         lines.append(
             f"| {_md_cell(t.task)} | {_md_cell(t.metric or '—')} | {_fmt(t.baseline_value)} | "
             f"{_fmt(t.candidate_value)} | {_fmt(t.delta, '+.4f')} | {t.n_shared} | "
             f"{t.test or '—'} | {_fmt(t.p_value, '.3g')} | {_fmt(t.allowed_drop, '.4g')} | "
+            f"{_md_cell(_identity_cell(t.identity))} | "
             f"{_ICON[t.status]} {t.status}: {_md_cell(t.reason)} |"
         )
+    failed = [t for t in decision.tasks if t.identity is not None and t.identity.failed]
+    if failed:
+        lines += [
+            "",
+            "### First samples that differ from the baseline (identity mode)",
+            "",
+            "| task | doc | field | baseline | candidate |",
+            "| --- | ---: | --- | --- | --- |",
+        ]
+        for t in failed:
+            assert t.identity is not None
+            lines += [
+                f"| {_md_cell(d.task)} | {d.doc_id} | {_md_cell(d.field)} | "
+                f"`{_md_cell(d.baseline)}` | `{_md_cell(d.candidate)}` |"
+                for d in t.identity.diffs
+            ]
     changed = [(t.task, c) for t in decision.tasks for c in t.setting_changes]
     if changed:
         lines += [
@@ -380,7 +486,7 @@ def to_junit(decision: GateDecision) -> str:
         "testsuite",
         name="evalsuite-gate",
         tests=str(len(decision.tasks) + len(decision.problems)),
-        failures=str(sum(t.status == "regression" for t in decision.tasks)),
+        failures=str(sum(t.status in ("regression", "changed") for t in decision.tasks)),
         errors=str(
             sum(t.status in ("missing", "incomparable") for t in decision.tasks)
             + len(decision.problems)
@@ -389,6 +495,11 @@ def to_junit(decision: GateDecision) -> str:
     props = ET.SubElement(suite, "properties")
     ET.SubElement(props, "property", name="baseline", value=decision.baseline)
     ET.SubElement(props, "property", name="candidate", value=decision.candidate)
+    ident = decision.identity
+    ET.SubElement(props, "property", name="identity", value=ident.describe())
+    if ident.enabled:
+        ET.SubElement(props, "property", name="loglik_abs_tol", value=f"{ident.loglik_abs_tol:g}")
+        ET.SubElement(props, "property", name="loglik_rel_tol", value=f"{ident.loglik_rel_tol:g}")
     for i, problem in enumerate(decision.problems):
         case = ET.SubElement(suite, "testcase", classname="evalsuite.gate", name=f"input-{i + 1}")
         ET.SubElement(case, "error", message=problem)
@@ -399,7 +510,10 @@ def to_junit(decision: GateDecision) -> str:
             f"candidate={_fmt(t.candidate_value)} delta={_fmt(t.delta, '+.4f')} "
             f"n={t.n_shared} test={t.test} p={_fmt(t.p_value, '.3g')}"
         )
-        if t.status == "regression":
+        if t.identity is not None:
+            detail += f"\nidentity: {t.identity.reason}"
+            detail += "".join(f"\n  {line}" for line in describe_diffs(t.identity.diffs))
+        if t.status in ("regression", "changed"):
             ET.SubElement(case, "failure", message=t.reason).text = detail
         elif t.status in ("missing", "incomparable"):
             ET.SubElement(case, "error", message=t.reason).text = detail

@@ -42,6 +42,8 @@ class ModelPreset:
     gguf_file: str | None = None
     """GGUF file inside ``hub_id`` (transformers dequantises it on load)."""
     description: str = ""
+    family_reason: str = "preset"
+    """Why ``family`` was chosen (:mod:`evalsuite.family`): preset, flag or tokenizer."""
 
     def as_dict(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -97,6 +99,7 @@ def resolve_model(name_or_path: str, *, backend: Backend | None = None,
     if family is not None:
         changes["family"] = family
         changes["chat_template"] = family == "instruct"
+        changes["family_reason"] = f"--{family} given"
     if dtype is not None:
         changes["dtype"] = dtype
     if revision is not None:
@@ -105,8 +108,14 @@ def resolve_model(name_or_path: str, *, backend: Backend | None = None,
 
 
 def _from_path_or_hub_id(name: str) -> ModelPreset:
+    from evalsuite.family import cached_hub_dir, decide_family, has_chat_template
+
     path = Path(name).expanduser()
-    guessed_family: Family = "instruct" if "instruct" in name.lower() else "base"
+    local = path if path.is_dir() else (cached_hub_dir(name) if name.count("/") == 1 else None)
+    known = next((p.family for p in PRESETS.values() if p.hub_id == name), None)
+    decision = decide_family(override=None, preset_family=None, name=name, known_family=known,
+                             has_chat_template=has_chat_template(local) if local else None)
+    guessed_family: Family = decision.family
     if path.is_dir():
         cfg = path / "config.json"
         backend: Backend = "hf"
@@ -118,11 +127,13 @@ def _from_path_or_hub_id(name: str) -> ModelPreset:
             if "d_model" in raw or raw.get("model_type") == "llada":
                 backend = "llada"
         return ModelPreset(name, backend, str(path), guessed_family, dtype="float32",
-                           chat_template=guessed_family == "instruct")
+                           chat_template=guessed_family == "instruct",
+                           family_reason=decision.reason)
     if name.count("/") == 1 and not name.startswith((".", "/", "~")):
         backend = "llada" if "llada" in name.lower() else "hf"
         return ModelPreset(name, backend, name, guessed_family,
-                           chat_template=guessed_family == "instruct")
+                           chat_template=guessed_family == "instruct",
+                           family_reason=decision.reason)
     raise UnknownNameError(
         did_you_mean(name, PRESETS, "model preset")
         + " A local checkpoint directory or a hub id (owner/name) is accepted too."

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalsuite.config import SamplerConfig, split_settings
 from evalsuite.errors import ConfigError
 from evalsuite.presets import Backend, Family, ModelPreset, resolve_model
-from evalsuite.tasks.code_exec import ALLOW_ENV as CODE_EXEC_ENV
-from evalsuite.tasks.data import DATA_DIR_ENV
+from evalsuite.settings import Overrides, Provenance, TaskInfo, parse_knobs, resolve
+from evalsuite.settings.resolve import validate_overrides
+from evalsuite.sandbox import ALLOW_ENV as CODE_EXEC_ENV
+from evalsuite.tasks.data import DATA_DIR_META
 
 SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234,
          "fewshot_random_seed": 1234}
@@ -61,6 +62,27 @@ class RunSpec:
     cache_dir: Path | None = None
     """Request cache directory (resume after a kill); None: no cache. The CLI passes
     results/cache unless told ``--no-cache``."""
+    gen_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """lm-eval ``--gen_kwargs``: added to every generation task's ``generation_kwargs``."""
+    system_instruction: str | None = None
+    apply_chat_template: bool | None = None
+    """None: the model family decides (instruct models use the chat template)."""
+    fewshot_as_multiturn: bool | None = None
+    """None: with the chat template, unless 0-shot."""
+    predict_only: bool = False
+    """Generate and store outputs without scoring them (lm-eval's ``--predict_only``)."""
+    wandb_args: str | None = None
+    """lm-eval's ``--wandb_args`` (``project=...,name=...``); needs the wandb package."""
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """The settings one leaf task will run with, decided before any weight loads."""
+
+    name: str
+    output_type: str
+    config: Any
+    provenance: Provenance
 
 
 @dataclass(frozen=True)
@@ -70,6 +92,26 @@ class Plan:
     spec: RunSpec
     preset: ModelPreset
     task_names: tuple[str, ...]
+    tasks: tuple[PlannedTask, ...] = ()
+    """Leaf tasks with their resolved settings (diffusion backend only)."""
+    task_manager: Any = None
+    unsafe_tasks: tuple[str, ...] = ()
+    """Tasks that execute model-written code (in the sandbox)."""
+
+    @property
+    def code_execution(self) -> bool:
+        """The opt-in to executing model-written code: the flag, or the user's env var."""
+        return self.spec.allow_code_execution or os.environ.get(CODE_EXEC_ENV, "").strip() == "1"
+
+    @property
+    def apply_chat_template(self) -> bool:
+        flag = self.spec.apply_chat_template
+        return self.preset.chat_template if flag is None else bool(flag)
+
+    @property
+    def fewshot_as_multiturn(self) -> bool:
+        flag = self.spec.fewshot_as_multiturn
+        return (self.apply_chat_template and self.spec.num_fewshot != 0) if flag is None else bool(flag)
 
 
 def plan(spec: RunSpec) -> Plan:
@@ -84,13 +126,19 @@ def plan(spec: RunSpec) -> Plan:
         raise ConfigError(f"--limit must be a positive integer, got {spec.limit}")
     if spec.batch_size <= 0:
         raise ConfigError(f"--batch-size must be a positive integer, got {spec.batch_size}")
-    sampler, estimator = split_settings(dict(spec.overrides))
-    if sampler:
-        from evalsuite.models.requests import fill_lengths
+    overrides = parse_knobs(dict(spec.overrides), "cli")
+    validate_overrides(Overrides(overrides, "cli"))
+    if spec.device and str(spec.device).startswith("cuda"):
+        import importlib.util
 
-        SamplerConfig(**fill_lengths(sampler, sampler.get("gen_length", 256)))
-    if "mc_num" in estimator and int(estimator["mc_num"]) <= 0:
-        raise ConfigError(f"mc_num must be a positive integer, got {estimator['mc_num']}")
+        if importlib.util.find_spec("torch") is not None:
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError(f"--device {spec.device}: CUDA is not available on this machine; "
+                                  "pass --device cpu or omit --device")
+    if spec.num_fewshot is not None and spec.num_fewshot < 0:
+        raise ConfigError(f"--num-fewshot must be >= 0, got {spec.num_fewshot}")
     if preset.backend != "llada" and spec.overrides:
         raise ConfigError(
             f"diffusion settings ({', '.join(sorted(spec.overrides))}) apply to LLaDA-family "
@@ -110,14 +158,78 @@ def plan(spec: RunSpec) -> Plan:
     names = resolve_tasks(list(spec.tasks), preset.family, spec.include_path)
     unsafe = unsafe_task_names(names, spec.include_path)
     if unsafe and not (spec.allow_code_execution or os.environ.get(CODE_EXEC_ENV) == "1"):
-        from evalsuite.tasks.code_exec import CodeExecutionNotAllowedError
+        from evalsuite.sandbox import CodeExecutionNotAllowedError
 
         raise CodeExecutionNotAllowedError(
             f"task(s) {', '.join(unsafe)} execute model-written code; to run them, pass "
             f"--allow-code-execution (or set {CODE_EXEC_ENV}=1); programs run in the sandbox "
-            "of evalsuite.tasks.code_exec"
+            "of evalsuite.sandbox"
         )
-    return Plan(spec, preset, tuple(names))
+    if spec.wandb_args is not None:
+        _require_wandb()
+    tm = _task_manager(spec)
+    tasks = _plan_settings(names, preset, spec, overrides, tm) if preset.backend == "llada" else ()
+    return Plan(spec, preset, tuple(names), tasks, tm, tuple(unsafe))
+
+
+def _require_wandb() -> None:
+    import importlib.util
+
+    from evalsuite.errors import MissingDependencyError
+
+    if importlib.util.find_spec("wandb") is None:
+        raise MissingDependencyError(
+            "--wandb-args needs the wandb package; install it with `pip install wandb` "
+            "(or drop --wandb-args)")
+
+
+def _task_manager(spec: RunSpec) -> Any:
+    """Our TaskManager; the data directory travels in the task metadata (run config)."""
+    from evalsuite.tasks.registry import task_manager
+
+    metadata = {DATA_DIR_META: str(Path(spec.data_dir).resolve())} if spec.data_dir else None
+    return task_manager(metadata=metadata, extra_dirs=spec.include_path)
+
+
+def _leaf_tasks(task_dict: Mapping[Any, Any]) -> list[Any]:
+    out: list[Any] = []
+    for value in task_dict.values():
+        if isinstance(value, Mapping):
+            out.extend(_leaf_tasks(value))
+        else:
+            out.append(value)
+    return out
+
+
+def _plan_settings(names: list[str], preset: ModelPreset, spec: RunSpec,
+                   overrides: Mapping[str, Any], tm: Any) -> tuple[PlannedTask, ...]:
+    """Build every task (prompts, data: missing data fails in seconds, not after a 16 GB
+    checkpoint has loaded), check the documents the run will use (:mod:`evalsuite.tasks.
+    preflight`: no documents, empty answers) and resolve the settings of each leaf task."""
+    _quiet_lm_eval()
+    from evalsuite.tasks.preflight import build_task, check_documents
+
+    planned: list[PlannedTask] = []
+    over = Overrides(overrides, "cli")
+    import warnings
+
+    for name in names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            task_dict = build_task(name, tm)
+        for task in _leaf_tasks(task_dict):
+            task_name = task.config.task
+            check_documents(task_name, task, spec.limit)
+            output_type = task.OUTPUT_TYPE or task.config.output_type
+            gen_kwargs = dict(task.config.generation_kwargs or {}) if output_type == "generate_until" else {}
+            try:
+                config, provenance = resolve(
+                    TaskInfo(task_name, output_type), preset.family, gen_kwargs, over,
+                    user_gen_kwargs=spec.gen_kwargs if output_type == "generate_until" else None)
+            except ConfigError as exc:
+                raise ConfigError(f"task {task_name}: {exc}") from None
+            planned.append(PlannedTask(task_name, output_type, config, provenance))
+    return tuple(planned)
 
 
 def build_lm(p: Plan) -> Any:
@@ -129,7 +241,7 @@ def build_lm(p: Plan) -> Any:
         return LLaDAEvalModel(
             pretrained=spec.model, dtype=preset.dtype, device=spec.device,
             batch_size=spec.batch_size, family=preset.family, seed=spec.seed,
-            revision=preset.revision,
+            revision=preset.revision, settings_source="cli",
             request_cache=None if spec.cache_dir is None else str(spec.cache_dir),
             **dict(spec.overrides),
         )
@@ -151,13 +263,8 @@ class _DropCustomDatasetNotice(logging.Filter):
         return "Custom kwargs can be passed" not in record.getMessage()
 
 
-def _preload_tasks(names: tuple[str, ...], tm: Any, limit: int | None = None) -> None:
-    """Build every task once (prompts, data) before any weight loads, so that missing or
-    unreachable data fails in seconds, not after a 16 GB checkpoint has loaded. lm-eval
-    rebuilds them later from the datasets cache."""
-    from evalsuite.tasks.preflight import build_and_check
-
-    build_and_check(names, tm, limit)
+def _quiet_lm_eval() -> None:
+    logging.getLogger("lm_eval.api.task").addFilter(_DropCustomDatasetNotice())
 
 
 def _merge(into: dict[str, Any], out: Mapping[str, Any]) -> None:
@@ -178,29 +285,29 @@ def _device_name(lm: Any) -> str:
     return device
 
 
-def evaluate(spec: RunSpec) -> Path:
+def evaluate(spec: RunSpec | Plan) -> Path:
     """Evaluate and write a run directory; returns its path.
 
     Tasks run one after another in one process with one model. If a task fails, the tasks
     already finished are written as a run (with the failure recorded) before re-raising.
     """
-    p = plan(spec)
-    if spec.data_dir is not None:
-        os.environ[DATA_DIR_ENV] = str(Path(spec.data_dir).resolve())
-    if spec.allow_code_execution:
-        os.environ[CODE_EXEC_ENV] = "1"
+    p = spec if isinstance(spec, Plan) else plan(spec)
+    spec = p.spec
     import evalsuite.lm_eval_plugin  # noqa: F401
     from lm_eval import simple_evaluate
 
     from evalsuite.results.provenance import collect_environment
     from evalsuite.results.store import write_run_from_lm_eval
+    from evalsuite.sandbox import confirmed_for_run
 
-    logging.getLogger("lm_eval.api.task").addFilter(_DropCustomDatasetNotice())
+    _quiet_lm_eval()
     started = time.time()
-    from evalsuite.tasks.registry import task_manager
+    tm = p.task_manager if p.task_manager is not None else _task_manager(spec)
+    tracker = _wandb_tracker(p)
+    if p.preset.backend != "llada":  # llada plans built and checked every task already
+        from evalsuite.tasks.preflight import build_and_check
 
-    tm = task_manager(extra_dirs=spec.include_path)
-    _preload_tasks(p.task_names, tm, spec.limit)
+        build_and_check(p.task_names, tm, spec.limit)
     from evalsuite.reliability import check_writable
 
     check_writable(Path(spec.output), "--output")  # before any weight loads
@@ -211,19 +318,23 @@ def evaluate(spec: RunSpec) -> Path:
     failure: BaseException | None = None
     for name in p.task_names:
         try:
-            out = simple_evaluate(
-                model=lm, tasks=[name], task_manager=tm, limit=spec.limit,
-                num_fewshot=spec.num_fewshot, log_samples=True,
-                apply_chat_template=p.preset.chat_template,
-                fewshot_as_multiturn=p.preset.chat_template and spec.num_fewshot != 0,
-                confirm_run_unsafe_code=spec.allow_code_execution, **SEEDS,
-            )
+            with confirmed_for_run(p.code_execution):
+                out = simple_evaluate(
+                    model=lm, tasks=[name], task_manager=tm, limit=spec.limit,
+                    num_fewshot=spec.num_fewshot, log_samples=True,
+                    apply_chat_template=p.apply_chat_template,
+                    fewshot_as_multiturn=p.fewshot_as_multiturn,
+                    system_instruction=spec.system_instruction,
+                    gen_kwargs=dict(spec.gen_kwargs) or None, predict_only=spec.predict_only,
+                    confirm_run_unsafe_code=p.code_execution, **_seeds(spec),
+                )
         except (Exception, KeyboardInterrupt) as exc:  # keep the finished tasks
             failure = exc
             break
         if out is not None:
             _merge(combined, out)
-    stats, settings = _gather_stats(lm)
+    stats, settings, provenance = _gather_stats(lm)
+    provenance.update({t.name: t.provenance.as_dict() for t in p.tasks if t.name in provenance})
     if getattr(lm, "rank", 0) != 0:
         if failure:
             raise failure
@@ -237,12 +348,22 @@ def evaluate(spec: RunSpec) -> Path:
             "preset": p.preset.name, "backend": p.preset.backend,
             "resolved_id": _display_id(p.preset.hub_id), "revision": p.preset.revision,
             "dtype": p.preset.dtype, "family": p.preset.family,
-            "chat_template": p.preset.chat_template,
+            "chat_template": p.apply_chat_template,
             "special_tokens": lm.tokens.as_dict() if hasattr(lm, "tokens") else {},
         },
         "checkpoint": _checkpoint_fingerprint(lm),
         "settings": settings,
-        "seeds": {**SEEDS, "request_seed_base": spec.seed},
+        "seeds": {**_seeds(spec), "request_seed_base": spec.seed,
+                  "request_seed": "sha256(run seed, request content, settings, repeat index "
+                                  "when > 0)"},
+        "settings_provenance": provenance,
+        "family": {"family": p.preset.family, "reason": p.preset.family_reason},
+        "lm_eval_options": {
+            "num_fewshot": spec.num_fewshot, "system_instruction": spec.system_instruction,
+            "apply_chat_template": p.apply_chat_template,
+            "fewshot_as_multiturn": p.fewshot_as_multiturn, "gen_kwargs": dict(spec.gen_kwargs),
+            "predict_only": spec.predict_only,
+        },
         "device": _device_name(lm),
         "limit": spec.limit,
         "wall_time_s": time.time() - started,
@@ -253,21 +374,31 @@ def evaluate(spec: RunSpec) -> Path:
         "failed": None if failure is None else f"{type(failure).__name__}: {failure}",
         "overrides": dict(spec.overrides),
         "world_size": getattr(lm, "world_size", 1),
+        "sandbox": _sandbox_record(p),
     }
-    from evalsuite.reliability import reliability_record, write_failure
+    from evalsuite.reliability import raise_if_nonfinite, reliability_record, write_failure
 
     meta["reliability"] = reliability_record(lm, stats)
     try:
         run_dir = write_run_from_lm_eval(Path(spec.output), combined, meta, stats)
     except OSError as exc:
         raise write_failure(exc, Path(spec.output), meta["reliability"]) from None
+    if tracker is not None:
+        _log_wandb(tracker, combined, meta)
     if failure:
         failure.add_note(f"the tasks finished before the failure were saved in {run_dir}")
         raise failure
-    from evalsuite.reliability import raise_if_nonfinite
-
     raise_if_nonfinite(meta["reliability"], run_dir)
     return run_dir
+
+
+def _sandbox_record(p: Plan) -> dict[str, Any] | None:
+    """The isolation in force for model-written code, when the run executed any."""
+    if not p.unsafe_tasks:
+        return None
+    from evalsuite.sandbox import isolation_report
+
+    return {"tasks": list(p.unsafe_tasks), **isolation_report()}
 
 
 def _display_id(hub_id: str) -> str:
@@ -288,17 +419,66 @@ def _checkpoint_fingerprint(lm: Any) -> dict[str, str] | None:
     return {"dir": _display_id(str(ckpt)), **fingerprint(Path(ckpt))}
 
 
-def _gather_stats(lm: Any) -> tuple[dict[tuple[str, int], dict], dict[str, dict]]:
-    stats = {k: dict(v) for k, v in getattr(lm, "request_stats", {}).items()}
-    settings = dict(getattr(lm, "settings_used", {}))
-    if getattr(lm, "world_size", 1) > 1:
-        gathered = lm.gather_object((stats, settings), dst=0)
+def _gather_stats(lm: Any) -> tuple[dict[tuple[str, int], dict], dict[str, dict], dict[str, dict]]:
+    """Per-request statistics, settings and their provenance of a diffusion model (rank 0
+    gathers them from every process); empty for lm-eval's own ARM classes."""
+    from evalsuite.models.adapter import LLaDAEvalModel
+
+    if not isinstance(lm, LLaDAEvalModel):
+        return {}, {}, {}
+    stats = {k: dict(v) for k, v in lm.request_stats.items()}
+    settings = lm.settings_used
+    provenance = {t: s.provenance.as_dict() for t, s in lm.task_settings.items()}
+    if lm.world_size > 1:
+        gathered = lm.gather_object((stats, settings, provenance), dst=0)
         if gathered:
-            stats, settings = {}, {}
-            for part_stats, part_settings in gathered:
+            stats, settings, provenance = {}, {}, {}
+            for part_stats, part_settings, part_provenance in gathered:
                 stats.update(part_stats)
                 settings.update(part_settings)
-    return stats, settings
+                provenance.update(part_provenance)
+    return stats, settings, provenance
+
+
+def _seeds(spec: RunSpec) -> dict[str, int]:
+    """lm-eval's seeds: ``--seed`` sets all of them (the documented defaults otherwise)."""
+    if spec.seed == 1234:
+        return dict(SEEDS)
+    return {k: spec.seed for k in SEEDS}
+
+
+def _wandb_tracker(p: Plan) -> Any:
+    """lm-eval's own WandbLogger for ``--wandb-args`` (None without it); the planned settings
+    and their provenance go into the W&B run config."""
+    if p.spec.wandb_args is None:
+        return None
+    _require_wandb()
+    from lm_eval.loggers import WandbLogger
+    from lm_eval.utils import simple_parse_args_string
+
+    from evalsuite.settings import settings_record
+
+    config = {
+        "evalsuite_model": p.preset.as_dict(),
+        "evalsuite_settings": {t.name: settings_record(t.config) for t in p.tasks},
+        "evalsuite_settings_provenance": {t.name: t.provenance.as_dict() for t in p.tasks},
+    }
+    return WandbLogger(init_args=simple_parse_args_string(p.spec.wandb_args), config_args=config)
+
+
+def _log_wandb(tracker: Any, results: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    """Results and samples through lm-eval's logger, plus forward passes and settings."""
+    tracker.post_init(dict(results))
+    tracker.log_eval_result()
+    if results.get("samples"):
+        tracker.log_eval_samples(results["samples"])
+    tracker.run.log({"evalsuite/nfe": meta["totals"]["nfe"],
+                     "evalsuite/generated_tokens": meta["totals"]["generated_tokens"],
+                     "evalsuite/generation_s": meta["totals"]["generation_s"]})
+    tracker.run.config.update({"evalsuite_settings": meta["settings"],
+                               "evalsuite_settings_provenance": meta["settings_provenance"]},
+                              allow_val_change=True)
+    tracker.run.finish()
 
 
 def _totals(stats: Mapping[Any, Mapping[str, float]]) -> dict[str, float]:

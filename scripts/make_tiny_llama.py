@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from evalsuite.errors import EvalsuiteError
-from evalsuite.models.arm_fixtures import TinyLlamaSpec, make_tiny_llama
+from tools.arm_fixtures import TinyLlamaSpec, make_tiny_llama
 
 
 def main(argv: list[str] | None = None) -> int:

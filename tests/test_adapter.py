@@ -10,7 +10,8 @@ from lm_eval.tasks import TaskManager
 
 from evalsuite.errors import ConfigError
 from evalsuite.models.adapter import LLaDAEvalModel
-from evalsuite.models.requests import fill_lengths, merge_settings, split_context, truncate_stop
+from evalsuite.models.requests import split_context, truncate_stop
+from evalsuite.settings import TaskInfo
 
 from conftest import FIXTURES
 
@@ -89,10 +90,10 @@ def test_rolling_loglikelihood_is_the_bound_over_the_text():
 
 def test_official_gsm8k_settings_apply_with_no_options():
     lm = LLaDAEvalModel(pretrained="llada-tiny", device="cpu")
-    settings = fill_lengths(lm._settings("llada_gsm8k", {"until": ["Question:"]}), 256)
-    assert settings["gen_length"] == settings["steps"] == settings["block_length"] == 1024
-    assert settings.get("temperature", 0.0) == 0.0
-    assert settings.get("remasking", "low_confidence") == "low_confidence"
+    config = lm.engine.settings(TaskInfo("llada_gsm8k"), {"until": ["Question:"]})
+    assert config.gen_length == config.steps == config.block_length == 1024
+    assert config.temperature == 0.0 and config.remasking == "low_confidence"
+    assert not lm.engine.loaded  # resolving settings loads no weight
 
 
 def test_unknown_model_arg_is_named():
@@ -101,17 +102,8 @@ def test_unknown_model_arg_is_named():
 
 
 def test_invalid_sampler_model_args_are_refused_before_loading():
-    with pytest.raises(ConfigError, match="gen_length 100 is not a multiple of block_length 48"):
+    with pytest.raises(ConfigError, match=r"gen_length 100 \(from model_args\) is not a multiple of block_length 48"):
         LLaDAEvalModel(pretrained="does-not-matter-never-loaded", gen_length=100, block_length=48)
-
-
-def test_settings_precedence_overrides_then_yaml_then_table():
-    table = {"gen_length": 1024, "steps": 1024, "block_length": 1024, "mc_num": 128}
-    yaml = {"until": ["\n"], "max_gen_toks": 256, "steps": 512}
-    merged = merge_settings(table, yaml, {"steps": 64, "temperature": None})
-    assert merged == {"gen_length": 1024, "steps": 64, "block_length": 1024, "mc_num": 128}
-    assert merge_settings({}, {"max_gen_toks": 32}, {})["gen_length"] == 32
-    assert fill_lengths({"gen_length": 64}, 256) == {"gen_length": 64, "steps": 64, "block_length": 64}
 
 
 def test_context_split_moves_trailing_space_to_the_continuation():

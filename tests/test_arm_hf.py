@@ -24,7 +24,7 @@ from evalsuite.models.arm import (
     resolve_pretrained,
     vllm_installed,
 )
-from evalsuite.models.arm_fixtures import tiny_generation_task, tiny_multiple_choice_task
+from tools.arm_fixtures import tiny_generation_task, tiny_multiple_choice_task
 from evalsuite.presets import ModelPreset, resolve_model
 
 VLLM_INSTALLED = vllm_installed()

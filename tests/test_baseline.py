@@ -1,29 +1,116 @@
-"""The committed baseline still gates cleanly against a fresh `make eval` (as CI's workflow does).
+"""The committed baseline still gates cleanly against a fresh `make eval` (as CI's workflow does),
+in identity mode next to the statistical test, and identity mode catches a broken sampler.
 
 Fails when a change alters the embedded default's settings or outputs without refreshing
-results/baselines/llada-tiny (the pull-request workflow would then fail for everyone).
+results/baselines/llada-tiny (the pull-request workflow would then fail for everyone). Nothing
+here depends on what the committed baseline contains: the perturbed candidates are derived from
+the fresh run, so the test keeps working when the baseline is regenerated for a new model.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from evalsuite.results.store import new_run_id, read_run, write_run
+
 ROOT = Path(__file__).resolve().parents[1]
+BASELINE = ROOT / "results" / "baselines" / "llada-tiny"
+POLICY = ROOT / "gate-policy.json"
+
+# A sampler bug that changes no recorded setting: every token of a block is committed at the
+# block's first step instead of following the linear schedule.
+BROKEN_EVALSUITE = """#!{python}
+import sys
+
+import torch
+
+import evalsuite.diffusion.sampler as sampler
+
+
+def all_at_first_step(masked, steps):
+    counts = torch.zeros((masked.shape[0], steps), dtype=masked.dtype, device=masked.device)
+    counts[:, 0] = masked
+    return counts
+
+
+sampler.transfer_schedule = all_at_first_step
+from evalsuite.cli import main
+
+sys.exit(main())
+"""
+
+
+def gate(baseline: Path, candidate: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "evalsuite", "gate", "--baseline", str(baseline),
+         "--candidate", str(candidate), *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def make_eval(out: Path, *extra: str) -> Path:
+    proc = subprocess.run(["make", "-s", "eval", f"OUTPUT={out}", *extra], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def fresh_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_eval(tmp_path_factory.mktemp("fresh") / "runs")
 
 
 @pytest.mark.slow
-def test_make_eval_passes_the_gate_against_the_committed_baseline(tmp_path):
-    out = tmp_path / "runs"
-    proc = subprocess.run(["make", "-s", "eval", f"OUTPUT={out}"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
-    gate = subprocess.run(
-        [sys.executable, "-m", "evalsuite", "gate", "--baseline",
-         str(ROOT / "results" / "baselines" / "llada-tiny"), "--candidate", str(run_dir)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert gate.returncode == 0, gate.stdout[-3000:] + gate.stderr[-2000:]
+def test_make_eval_passes_the_gate_against_the_committed_baseline(fresh_run: Path) -> None:
+    res = gate(BASELINE, fresh_run, "--policy", str(POLICY))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "identity mode: on" in res.stdout
+    rows = [line for line in res.stdout.splitlines() if line.startswith("| llada_")]
+    assert rows and all(" match | ✅ pass" in row for row in rows), res.stdout
+
+
+@pytest.mark.slow
+def test_identity_mode_catches_a_modified_sample(fresh_run: Path, tmp_path: Path) -> None:
+    """One generated text and one log-likelihood changed; scores (and so the tests) unchanged."""
+    run = read_run(fresh_run)
+    samples = list(run.samples)
+    gen = next(i for i, s in enumerate(samples) if s.loglikelihoods is None)
+    mc = next(i for i, s in enumerate(samples) if s.loglikelihoods)
+    samples[gen] = dataclasses.replace(samples[gen], output=samples[gen].output + " (perturbed)")
+    lls = samples[mc].loglikelihoods
+    assert lls is not None
+    samples[mc] = dataclasses.replace(samples[mc], loglikelihoods=(lls[0] - 1e-3, *lls[1:]))
+    record = dataclasses.replace(run.record, run_id=new_run_id(run.record.model.preset))
+    perturbed = write_run(tmp_path, record, samples)
+
+    assert gate(fresh_run, perturbed, "--policy", str(POLICY), "--no-identity").returncode == 0
+    res = gate(fresh_run, perturbed, "--policy", str(POLICY))
+    assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "❌ outputs changed" in res.stdout
+    g, m = samples[gen], samples[mc]
+    assert f"{g.task} doc {g.doc_id} output" in res.stderr
+    assert f"{m.task} doc {m.doc_id} loglikelihood[0]" in res.stderr
+
+
+@pytest.mark.slow
+def test_identity_mode_catches_a_broken_sampler(fresh_run: Path, tmp_path: Path) -> None:
+    """`make eval` with a sampler bug: same recorded settings, different generations."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    script = bindir / "evalsuite"
+    script.write_text(BROKEN_EVALSUITE.format(python=sys.executable))
+    script.chmod(0o755)
+    broken = make_eval(tmp_path / "runs", f"BIN={bindir}", "TASKS=gsm8k")
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({**json.loads(POLICY.read_text()), "require_all_tasks": False}))
+
+    res = gate(fresh_run, broken, "--policy", str(policy))
+    assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "❌ outputs changed" in res.stdout and "llada_gsm8k: identity mode:" in res.stderr

@@ -29,9 +29,14 @@ def test_pass_regression_and_outputs(tmp_path: Path) -> None:
     same = make_run(tmp_path, {GEN_TASK: flags(40, 30), MC_TASK: flags(40, 21)})
     worse = make_run(tmp_path, {GEN_TASK: flags(40, 10), MC_TASK: flags(40, 20)})
 
-    ok = gate("--baseline", str(base), "--candidate", str(same))
+    ok = gate("--baseline", str(base), "--candidate", str(same), "--no-identity")
     assert ok.returncode == 0, ok.stderr
-    assert "evalsuite gate: ✅ pass" in ok.stdout
+    assert "evalsuite gate: ✅ pass" in ok.stdout and "identity mode: off" in ok.stdout
+    # The repository's gate-policy.json turns identity mode on: one MC answer changed.
+    changed = gate("--baseline", str(base), "--candidate", str(same))
+    assert changed.returncode == 1, changed.stderr
+    assert "❌ outputs changed" in changed.stdout and "identity mode: on" in changed.stdout
+    assert f"{MC_TASK}: identity mode: 1 of 40 samples differ" in changed.stderr
 
     md, junit = tmp_path / "gate.md", tmp_path / "junit.xml"
     bad = gate(

@@ -21,7 +21,7 @@ from lm_eval.evaluator import simple_evaluate
 from lm_eval.tasks import TaskManager
 
 from evalsuite.tasks import humaneval
-from evalsuite.tasks.code_exec import (
+from evalsuite.sandbox import (
     ALLOW_ENV,
     CodeExecutionNotAllowedError,
     require_code_execution_opt_in,
@@ -164,6 +164,34 @@ def test_hostile_completions_fail_and_the_run_goes_on(fixture_docs: list[dict[st
     assert result["results"]["llada_humaneval"]["pass@1,create_test"] == pytest.approx(2 / 5)
     outcomes = _outcomes(result, "llada_humaneval")
     assert {tid for tid, o in outcomes.items() if not o["passed"]} == set(hostile)
+
+
+FORGED_PASSES = [
+    # walk the stack for a report pipe and a nonce, write every candidate, exit "cleanly"
+    "    import sys, os\n"
+    "    frame = sys._getframe()\n"
+    "    while frame is not None:\n"
+    "        for v in list(frame.f_locals.values()) + list(frame.f_globals.values()):\n"
+    "            if isinstance(v, (bytes, str)) and 8 <= len(v) <= 64:\n"
+    "                for fd in range(3, 32):\n"
+    "                    try:\n"
+    "                        os.write(fd, (v if isinstance(v, bytes) else v.encode()) + b'\\n')\n"
+    "                    except Exception:\n"
+    "                        pass\n"
+    "        frame = frame.f_back\n"
+    "    os._exit(0)\n",
+    "    import builtins\n    builtins.AssertionError = type('X', (BaseException,), {})\n",
+    "    global check\n    check = lambda candidate: None\n    raise SystemExit(0)\n",
+    "    print('{\"passed\": true}')\n    import os\n    os.write(4, b'{\"ok\": true}\\n')\n",
+    "    class Eq:\n        def __eq__(self, other):\n            return True\n    return Eq()\n",
+]
+
+
+def test_forged_passes_score_zero(fixture_docs: list[dict[str, Any]]) -> None:
+    attack = {d["task_id"]: a for d, a in zip(fixture_docs, FORGED_PASSES, strict=True)}
+    result = _evaluate(OracleLM(fixture_docs, lambda d: attack[d["task_id"]]), "llada_humaneval")
+    assert result["results"]["llada_humaneval"]["pass@1,create_test"] == 0.0
+    assert all(not o["passed"] for o in _outcomes(result, "llada_humaneval").values())
 
 
 def test_instruct_variant_prompt_and_fence_cut(fixture_docs: list[dict[str, Any]]) -> None:

@@ -59,11 +59,11 @@ def test_unknown_task_exits_2_with_did_you_mean(capsys):
 
 
 @pytest.mark.parametrize("flags, fragment", [
-    (["--gen-length", "100", "--block-length", "48"], "gen_length 100 is not a multiple of block_length 48"),
-    (["--gen-length", "64", "--block-length", "16", "--steps", "10"], "steps 10 is not divisible by the number of blocks 4"),
-    (["--gen-length", "16", "--block-length", "32"], "block_length 32 is larger than gen_length 16"),
-    (["--gen-length", "-4"], "gen_length must be a positive integer, got -4"),
-    (["--mc-num", "-1"], "mc_num must be a positive integer"),
+    (["--gen-length", "100", "--block-length", "48"], "gen_length 100 (from cli) is not a multiple of block_length 48"),
+    (["--gen-length", "64", "--block-length", "16", "--steps", "10"], "steps 10 (from cli) is not divisible by the number of blocks 4"),
+    (["--gen-length", "16", "--block-length", "32"], "block_length 32 (from cli) is larger than gen_length 16"),
+    (["--gen-length", "-4"], "gen_length -4 (from cli) must be a positive integer"),
+    (["--mc-num", "-1"], "mc_num -1 (from cli) must be a positive integer"),
     (["--limit", "0"], "--limit must be a positive integer"),
     (["--decoding", "threshold", "--threshold", "1.5"], "threshold must be in (0, 1], got 1.5"),
 ])

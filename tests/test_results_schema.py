@@ -9,7 +9,7 @@ import pytest
 
 from evalsuite.errors import ResultsError
 from evalsuite.results import SCHEMA_VERSION, load_runs, read_run
-from evalsuite.results.schema import MIGRATIONS, upgrade
+from evalsuite.results.migrations import MIGRATIONS, upgrade
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "results"
 

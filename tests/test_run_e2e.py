@@ -52,16 +52,31 @@ def test_run_records_everything_a_result_depends_on(tmp_path, capsys):
 @pytest.mark.slow
 def test_a_failing_task_keeps_the_finished_ones(tmp_path, capsys):
     out = tmp_path / "runs"
-    code = main(["run", "--model", "llada-tiny", "--tasks", "gsm8k,tiny_qa_badgen", "--limit", "2",
-                 "--data-dir", str(DATA), "--include-path", str(FIXTURES / "lm_eval_tasks"),
-                 "--output", str(out), "--gen-length", "8", "--steps", "8", "--block-length", "8"])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "remasking must be one of" in err and "saved in" in err
+    with pytest.raises(ValueError, match="scoring failed on purpose") as info:
+        main(["run", "--model", "llada-tiny", "--tasks", "gsm8k,tiny_qa_badscore", "--limit", "2",
+              "--data-dir", str(DATA), "--include-path", str(FIXTURES / "lm_eval_tasks"),
+              "--output", str(out), "--gen-length", "8", "--steps", "8", "--block-length", "8"])
+    assert any("saved in" in note for note in info.value.__notes__)
     (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
     record = json.loads((run_dir / "run.json").read_text())
     assert set(record["tasks"]) == {"llada_gsm8k"}
-    assert "remasking" in record["extra"]["failed"]
+    assert "scoring failed on purpose" in record["extra"]["failed"]
+
+
+def test_invalid_yaml_setting_fails_before_any_weight_loads(tmp_path, capsys, monkeypatch):
+    import evalsuite.runner as runner
+
+    def no_model(_plan):
+        raise AssertionError("the model was built before the settings were checked")
+
+    monkeypatch.setattr(runner, "build_lm", no_model)
+    code = main(["run", "--model", "llada-tiny", "--tasks", "gsm8k,tiny_qa_badgen", "--limit", "2",
+                 "--data-dir", str(DATA), "--include-path", str(FIXTURES / "lm_eval_tasks"),
+                 "--output", str(tmp_path / "runs"), *FAST])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "task tiny_qa_badgen: remasking='top_k' (yaml generation kwarg) is not allowed" in err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_missing_data_fails_before_any_weight_loads(tmp_path, capsys, monkeypatch):

@@ -106,7 +106,7 @@ def test_piqa_misaligned_labels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")
 def test_shared_data_counts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Against the full copies: every loader sees the published test-set sizes."""
-    from evalsuite.tasks.generate import MATH_TASKS
+    from tools.generate_tasks import MATH_TASKS
     from evalsuite.tasks.subjects import BBH_TASKS, MMLU_SUBJECTS
 
     monkeypatch.setenv(data.DATA_DIR_ENV, str(SHARED))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from evalsuite.tasks.bbh_prompts import parse_cot_prompt
-from evalsuite.tasks.generate import main, render_files
+from tools.generate_tasks import main, render_files
 from evalsuite.tasks.registry import tasks_dir
 
 PROMPTS = Path(__file__).parent / "fixtures" / "data" / "bbh" / "cot-prompts"
@@ -23,7 +23,7 @@ def test_generated_yamls_are_current() -> None:
         for rel, text in render_files(_read).items()
         if not (tasks_dir() / rel).is_file() or (tasks_dir() / rel).read_text(encoding="utf-8") != text
     ]
-    assert not stale, f"run `python -m evalsuite.tasks.generate`: stale {stale[:5]}"
+    assert not stale, f"run `python -m tools.generate_tasks`: stale {stale[:5]}"
 
 
 def test_check_mode_reports_a_stale_file(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.tasks import data, registry, validate
+from evalsuite.tasks import data, registry
+from tools import validate_tasks as validate
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 

@@ -10,12 +10,20 @@ training-free acceleration), each pass instead commits every masked position of 
 confidence reaches ``threshold``, and at least one, until the block is full.
 
 Every random draw comes from explicit ``torch.Generator`` objects (one per row when a list
-is given), so a request can be reproduced independently of how it was batched.
+is given), so a request can be reproduced independently of how it was batched: each pass
+draws, for each row, noise of that row's own shape from that row's generator.
+
+Rows stream through a fixed number of batch slots, each slot at its own block and step. With a
+:class:`~evalsuite.diffusion.stopping.StopRule` and ``early_exit``, a row leaves as soon as
+its answer is fixed (exact early exit) and the next waiting row takes its slot. The commit
+step is vectorised (one stable sort per pass, float32 confidences, ties to the leftmost
+position); host transfers are one per pass at most (block completion under threshold
+decoding, committed prefixes under early exit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,8 +31,12 @@ import torch
 import torch.nn.functional as F
 
 from evalsuite.config import SamplerConfig
+from evalsuite.diffusion.stopping import StopRule
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
+#: ``on_finish(row, tokens, nfe, nonfinite, exited)``: called once per row as soon as it is
+#: final (``tokens``: the row's ``[P + gen_length]`` ids), before the call returns.
+RowCallback = Callable[[int, torch.Tensor, int, bool, bool], None]
 
 #: Confidence given to EOS/EoT predictions under ``confidence_eos_eot_inf``: below every
 #: probability, above the -inf of positions that cannot be committed, so they go last.
@@ -47,13 +59,25 @@ class GenerationResult:
     """Output of :func:`diffusion_generate`."""
 
     tokens: torch.Tensor
-    """``[B, P + gen_length]``: the (left-padded) prompt followed by the generated tokens."""
+    """``[B, P + gen_length]``: the (left-padded) prompt followed by the generated tokens. A row
+    stopped by early exit keeps mask ids after its cut (those positions do not reach the
+    answer)."""
     nfe: int
     """Number of network forward passes (a CFG step is one pass over 2B rows)."""
     prompt_length: int
     """P, the padded prompt length."""
     nonfinite: tuple[bool, ...] = ()
-    """Per row: whether any logits computed for it were NaN or infinite (empty: not checked)."""
+    """Per row: True when any logit of that row was NaN or infinite during sampling."""
+    row_nfe: tuple[int, ...] = ()
+    """Per row: forward passes the row took part in (early exit makes them differ)."""
+    exited: tuple[bool, ...] = ()
+    """Per row: True when early exit stopped the row before its last block was filled."""
+
+    def __post_init__(self) -> None:
+        rows = int(self.tokens.shape[0])
+        for name, fill in (("nonfinite", False), ("row_nfe", self.nfe), ("exited", False)):
+            if not getattr(self, name):
+                object.__setattr__(self, name, (fill,) * rows)
 
     @property
     def generated(self) -> torch.Tensor:
@@ -108,6 +132,25 @@ class _BlockCache:
         return slice(cols.start, self.total) if self.mode == "prefix" else cols
 
 
+def _guided_inputs(x: torch.Tensor, attention_mask: torch.Tensor | None, cfg_scale: float,
+                   prompt_index: torch.Tensor, mask_id: int
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The rows to run: ``x``, plus its prompt-masked copy under CFG (``[2B, T]``)."""
+    if cfg_scale <= 0:
+        return x, attention_mask
+    inputs = torch.cat([x, x.masked_fill(prompt_index, mask_id)], dim=0)
+    mask = None if attention_mask is None else torch.cat([attention_mask] * 2, dim=0)
+    return inputs, mask
+
+
+def _guide(logits: torch.Tensor, cfg_scale: float) -> torch.Tensor:
+    """Unsupervised CFG: ``un + (w + 1) * (cond - un)`` over the two halves of the rows."""
+    if cfg_scale <= 0:
+        return logits
+    cond, uncond = logits.chunk(2, dim=0)
+    return uncond + (cfg_scale + 1) * (cond - uncond)
+
+
 def _forward(
     model: MaskPredictor,
     x: torch.Tensor,  # [B, T]
@@ -119,19 +162,131 @@ def _forward(
     cache: _BlockCache | None = None,
 ) -> torch.Tensor:
     """Logits ``[B, len(cols), V]``, guided with unsupervised CFG when ``cfg_scale > 0``."""
-    inputs, mask = x, attention_mask
-    if cfg_scale > 0:
-        inputs = torch.cat([x, x.masked_fill(prompt_index, mask_id)], dim=0)
-        mask = None if attention_mask is None else torch.cat([attention_mask] * 2, dim=0)
+    inputs, mask = _guided_inputs(x, attention_mask, cfg_scale, prompt_index, mask_id)
     if cache is None:
         logits = model(inputs, attention_mask=mask, positions=cols)
     else:
         logits, cache.kv = model.forward_cached(  # type: ignore[attr-defined]
             inputs, mask, active=cache.active(cols), positions=cols, cache=cache.kv)
-    if cfg_scale <= 0:
-        return logits
-    cond, uncond = logits.chunk(2, dim=0)
-    return uncond + (cfg_scale + 1) * (cond - uncond)
+    return _guide(logits, cfg_scale)
+
+
+def _block_logits(
+    model: MaskPredictor,
+    x: torch.Tensor,  # [A, T]
+    attention_mask: torch.Tensor | None,
+    starts: list[int],
+    length: int,
+    cfg_scale: float,
+    prompt_index: torch.Tensor,
+    mask_id: int,
+) -> torch.Tensor:
+    """Logits ``[A, length, V]`` of each row's own block, starting at ``starts[a]``.
+
+    Rows in the same block take the column-slice path; rows in different blocks (a refilled
+    slot) gather each row's columns from the final hidden states before the vocabulary head,
+    or, for a network without ``hidden_states``/``head``, from the logits of the columns the
+    blocks span."""
+    if len(set(starts)) == 1:
+        return _forward(model, x, attention_mask, slice(starts[0], starts[0] + length),
+                        cfg_scale, prompt_index, mask_id)
+    inputs, mask = _guided_inputs(x, attention_mask, cfg_scale, prompt_index, mask_id)
+    first = torch.tensor(starts, device=x.device)
+    if cfg_scale > 0:
+        first = torch.cat([first, first])
+    cols = first[:, None] + torch.arange(length, device=x.device)[None, :]  # [A', L]
+    if hasattr(model, "hidden_states") and hasattr(model, "head"):
+        hidden = model.hidden_states(inputs, mask)  # type: ignore[attr-defined]
+        picked = hidden.gather(1, cols[..., None].expand(-1, -1, hidden.shape[-1]))
+        logits = model.head(picked)  # type: ignore[attr-defined]
+    else:
+        lo, hi = min(starts), max(starts) + length
+        span = model(inputs, attention_mask=mask, positions=slice(lo, hi))
+        logits = span.gather(1, (cols - lo)[..., None].expand(-1, -1, span.shape[-1]))
+    return _guide(logits, cfg_scale)
+
+
+def commit_mask(conf: torch.Tensor, masked: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Positions to commit: the ``k[a]`` most confident masked positions of each row.
+
+    ``conf`` ``[A, L]``, ``masked`` ``[A, L]`` bool, ``k`` ``[A]``. One vectorised stable sort,
+    no host synchronisation; ties go to the leftmost position (a deterministic order, where
+    ``torch.topk`` leaves it unspecified).
+    """
+    conf = conf.masked_fill(~masked, float("-inf"))
+    order = torch.sort(conf, dim=1, descending=True, stable=True).indices
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(conf.shape[1], device=conf.device).expand_as(order))
+    return (ranks < k[:, None]) & masked
+
+
+def _confidence(
+    logits: torch.Tensor,  # [A, L, V]
+    x0: torch.Tensor,  # [A, L]
+    masked: torch.Tensor,  # [A, L]
+    config: SamplerConfig,
+    generators: Generators,
+    last_ids: torch.Tensor | None,
+) -> torch.Tensor:
+    """float32 confidences ``[A, L]`` of the predictions, -inf where nothing can be committed.
+
+    ``confidence_eos_eot_inf`` ranks EOS/EoT predictions after every other one. Under the
+    linear schedule they get :data:`LAST_CONFIDENCE`, as in the reference. Under threshold
+    decoding (the combined rule) they get :data:`LAST_CONFIDENCE` only while another masked
+    position of the block predicts something else; once only EOS/EoT predictions remain, the
+    threshold applies to their own confidences, so a run of trailing EOS is committed in one
+    pass rather than one pass each.
+    """
+    if config.remasking == "low_confidence":
+        probs = F.softmax(logits.float(), dim=-1)
+        conf = probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    else:
+        conf = _rand(tuple(x0.shape), generators, x0.device, torch.float32)
+    if last_ids is not None:
+        is_last = torch.isin(x0, last_ids)
+        demote = is_last
+        if config.decoding == "threshold":
+            demote = is_last & (masked & ~is_last).any(dim=1, keepdim=True)
+        conf = conf.masked_fill(demote, LAST_CONFIDENCE)
+    return conf.masked_fill(~masked, float("-inf"))
+
+
+def _commit_counts(conf: torch.Tensor, masked: torch.Tensor, config: SamplerConfig,
+                   scheduled: list[int]) -> torch.Tensor:
+    """``[A]`` tokens to commit this pass: the schedule's, or every confident one (>= 1)."""
+    if config.decoding == "threshold":
+        return torch.maximum((conf >= config.threshold).sum(dim=1), masked.any(dim=1).long())
+    return torch.tensor(scheduled, dtype=torch.long, device=conf.device)
+
+
+def _rows_of(generator: Generators, rows: list[int]) -> Generators:
+    """The generators of ``rows`` (a per-row list), or the shared one."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    return [generator[r] for r in rows]
+
+
+def _stop_rules(stop: StopRule | Sequence[StopRule] | None, rows: int) -> list[StopRule] | None:
+    if stop is None:
+        return None
+    rules = [stop] * rows if isinstance(stop, StopRule) else list(stop)
+    if len(rules) != rows:
+        raise ValueError(f"{len(rules)} stop rules for {rows} rows")
+    return rules if any(r.active for r in rules) else None
+
+
+def early_exit_applies(config: SamplerConfig, stop: object, generator: Generators) -> bool:
+    """Whether rows may stop early: enabled, a stop rule given, and draws independent per row.
+
+    With random sampling and one shared generator the draws of a row depend on the batch's
+    shape, so removing a row would change the others: exact early exit then needs one
+    generator per row, and is not applied without.
+    """
+    if not config.early_exit or stop is None:
+        return False
+    random = config.temperature > 0 or config.remasking == "random"
+    shared = generator is None or isinstance(generator, torch.Generator)
+    return not (random and shared)
 
 
 @torch.no_grad()
@@ -145,76 +300,234 @@ def diffusion_generate(
     eos_id: int | None = None,
     eot_id: int | None = None,
     generator: Generators = None,
+    stop: StopRule | Sequence[StopRule] | None = None,
+    batch_size: int | None = None,
+    on_finish: RowCallback | None = None,
 ) -> GenerationResult:
-    """Sample ``config.gen_length`` tokens after each prompt of ``input_ids`` ``[B, P]``.
+    """Sample ``config.gen_length`` tokens after each prompt of ``input_ids`` ``[N, P]``.
 
-    ``attention_mask`` ``[B, P]`` marks left padding with 0. With ``temperature=0`` the output
+    ``attention_mask`` ``[N, P]`` marks left padding with 0. With ``temperature=0`` the output
     is deterministic and token for token the reference's. ``logits_eos_inf`` needs ``eos_id``;
     ``confidence_eos_eot_inf`` uses ``eos_id`` and ``eot_id`` (either may be None).
+
+    ``batch_size`` (default N) rows are sampled at a time; a row that finishes hands its slot
+    to the next waiting row. ``stop`` (one rule, or one per row) says where the caller cuts
+    the answer; with ``config.early_exit`` a row stops as soon as its answer is fixed
+    (:mod:`evalsuite.diffusion.stopping`). Without ``stop`` every position is filled.
+    ``on_finish`` hears of each row as soon as it is final (the request cache stores it then).
     """
     if config.logits_eos_inf and eos_id is None:
         raise ValueError("logits_eos_inf needs the EOS id (none in the model config or tokenizer)")
-    b, p = input_ids.shape
+    n = int(input_ids.shape[0])
+    if generator is not None and not isinstance(generator, torch.Generator) \
+            and len(generator) != n:
+        raise ValueError(f"{len(generator)} generators for a batch of {n} rows")
+    rules = _stop_rules(stop, n) if early_exit_applies(config, stop, generator) else None
+    ids = [i for i in (eos_id, eot_id) if i is not None]
+    last_ids = (torch.tensor(ids, device=input_ids.device)
+                if config.confidence_eos_eot_inf and ids else None)
+    if config.cache != "none":
+        if not hasattr(model, "forward_cached"):
+            raise ValueError(f"cache={config.cache!r} needs a model with forward_cached "
+                             "(LLaDAModel)")
+        return _sample_lockstep(model, input_ids, attention_mask, config, mask_id, eos_id,
+                                last_ids, generator, rules, batch_size or n, on_finish)
+    return _sample_slots(model, input_ids, attention_mask, config, mask_id, eos_id, last_ids,
+                         generator, rules, batch_size or n, on_finish)
+
+
+def _initial(input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+             config: SamplerConfig, mask_id: int
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Prompts followed by ``gen_length`` mask ids, and the extended attention mask."""
+    n, p = input_ids.shape
     device = input_ids.device
-    x = torch.full((b, p + config.gen_length), mask_id, dtype=torch.long, device=device)
+    x = torch.full((n, p + config.gen_length), mask_id, dtype=torch.long, device=device)
     x[:, :p] = input_ids
-    full_mask = None
-    if attention_mask is not None:
-        ones = torch.ones((b, config.gen_length), dtype=attention_mask.dtype, device=device)
-        full_mask = torch.cat([attention_mask.to(device), ones], dim=1)  # [B, T]
-    prompt_index = x != mask_id  # [B, T]
-    last_ids = [i for i in (eos_id, eot_id) if i is not None]
+    if attention_mask is None:
+        return x, None
+    ones = torch.ones((n, config.gen_length), dtype=attention_mask.dtype, device=device)
+    return x, torch.cat([attention_mask.to(device), ones], dim=1)
+
+
+def _decided_rows(x: torch.Tensor, rows: list[int], p: int, mask_id: int,
+                  rules: list[StopRule], known: list[int]) -> list[bool]:
+    """For each active row: is its answer fixed? One device-to-host transfer for the batch.
+
+    ``known[r]`` is the committed-prefix length already checked for request r, negative once
+    decided (a rule is re-evaluated only when the prefix grew)."""
+    generated = x[:, p:].tolist()
+    out = []
+    for r, row in zip(rows, generated):
+        if known[r] < 0:
+            out.append(True)
+            continue
+        length = row.index(mask_id) if mask_id in row else len(row)
+        if length > known[r]:
+            known[r] = -1 if rules[r].decided(row[:length]) else length
+        out.append(known[r] < 0)
+    return out
+
+
+def _sample_slots(model: MaskPredictor, input_ids: torch.Tensor,
+                  attention_mask: torch.Tensor | None, config: SamplerConfig, mask_id: int,
+                  eos_id: int | None, last_ids: torch.Tensor | None, generator: Generators,
+                  rules: list[StopRule] | None, slots: int,
+                  on_finish: RowCallback | None = None) -> GenerationResult:
+    """Rows stream through ``slots`` batch slots; each slot keeps its own block and step."""
+    n, p = input_ids.shape
+    length, blocks = config.block_length, config.num_blocks
+    out, full_mask = _initial(input_ids, attention_mask, config, mask_id)
+    device = out.device
+    # The linear schedule of a block (every block starts fully masked); steps that commit
+    # nothing are skipped, as they change nothing.
+    counts = [c for c in transfer_schedule(torch.tensor([length]), config.steps_per_block)[0]
+              .tolist() if c > 0]
+    slots = max(1, min(slots, n))
+    x = out[:slots].clone()
+    amask = None if full_mask is None else full_mask[:slots].clone()
+    pidx = x != mask_id
+    slot_row, blk, pas = [-1] * slots, [0] * slots, [0] * slots
+    waiting = list(range(n))[::-1]
+    nonfinite = torch.zeros(n, dtype=torch.bool, device=device)
+    row_nfe, exited, known = [0] * n, [False] * n, [0] * n
     nfe = 0
-    bad = torch.zeros(b, dtype=torch.bool, device=device)
-    steps = config.steps_per_block
-    cache = None if config.cache == "none" else _BlockCache(config.cache, x.shape[1])
-    if cache is not None and not hasattr(model, "forward_cached"):
-        raise ValueError(f"cache={config.cache!r} needs a model with forward_cached (LLaDAModel)")
+
+    def load(s: int) -> None:
+        r = waiting.pop()
+        slot_row[s], blk[s], pas[s] = r, 0, 0
+        x[s] = out[r]
+        pidx[s] = out[r] != mask_id
+        if amask is not None and full_mask is not None:
+            amask[s] = full_mask[r]
+
+    for s in range(slots):
+        load(s)
+    while True:
+        act = [s for s in range(slots) if slot_row[s] >= 0]
+        if not act:
+            break
+        rows = [slot_row[s] for s in act]
+        whole = len(act) == slots
+        sel = None if whole else torch.tensor(act, device=device)
+        xa = x if sel is None else x[sel]
+        ma = amask if (amask is None or sel is None) else amask[sel]
+        pa = pidx if sel is None else pidx[sel]
+        starts = [p + blk[s] * length for s in act]
+        logits = _block_logits(model, xa, ma, starts, length, config.cfg_scale, pa, mask_id)
+        nfe += 1
+        for r in rows:
+            row_nfe[r] += 1
+        rows_t = torch.tensor(rows, device=device)
+        nonfinite[rows_t] |= ~torch.isfinite(logits).flatten(1).all(dim=1)
+        if config.logits_eos_inf:
+            logits[:, :, eos_id] = float("-inf")
+        gens = _rows_of(generator, rows)
+        x0 = gumbel_perturb(logits, config.temperature, gens).argmax(dim=-1)  # [A, L]
+        cols = torch.tensor(starts, device=device)[:, None] + torch.arange(length, device=device)
+        block_x = xa.gather(1, cols)
+        masked = block_x == mask_id
+        conf = _confidence(logits, x0, masked, config, gens, last_ids)
+        k = _commit_counts(conf, masked, config, [] if config.decoding == "threshold"
+                           else [counts[pas[s]] for s in act])
+        new_block = torch.where(commit_mask(conf, masked, k), x0, block_x)
+        if sel is None:
+            x.scatter_(1, cols, new_block)
+        else:
+            x[sel] = xa.scatter(1, cols, new_block)
+        if config.decoding == "threshold":
+            full = (~(new_block == mask_id).any(dim=1)).tolist()  # the pass's one transfer
+        else:
+            full = [pas[s] + 1 >= len(counts) for s in act]
+        decided = (_decided_rows(x if sel is None else x[sel], rows, p, mask_id, rules, known)
+                   if rules is not None else [False] * len(act))
+        for s, r, block_full, stop_now in zip(act, rows, full, decided):
+            if block_full:
+                blk[s], pas[s] = blk[s] + 1, 0
+            else:
+                pas[s] += 1
+            if blk[s] < blocks and not stop_now:
+                continue
+            out[r] = x[s]
+            exited[r] = blk[s] < blocks
+            slot_row[s] = -1
+            if on_finish is not None:
+                on_finish(r, out[r], row_nfe[r], bool(nonfinite[r]), exited[r])
+            if waiting:
+                load(s)
+    return GenerationResult(tokens=out, nfe=nfe, prompt_length=p,
+                            nonfinite=tuple(nonfinite.tolist()), row_nfe=tuple(row_nfe),
+                            exited=tuple(exited))
+
+
+def _sample_lockstep(model: MaskPredictor, input_ids: torch.Tensor,
+                     attention_mask: torch.Tensor | None, config: SamplerConfig, mask_id: int,
+                     eos_id: int | None, last_ids: torch.Tensor | None, generator: Generators,
+                     rules: list[StopRule] | None, slots: int,
+                     on_finish: RowCallback | None = None) -> GenerationResult:
+    """The approximate KV-cache modes: chunks of ``slots`` rows move block by block together
+    (the cache covers one block window for the whole chunk). Early exit stops a chunk once
+    every row's answer is fixed."""
+    n, p = input_ids.shape
+    out, full_mask = _initial(input_ids, attention_mask, config, mask_id)
+    nonfinite = torch.zeros(n, dtype=torch.bool, device=out.device)
+    row_nfe, exited, known = [0] * n, [False] * n, [0] * n
+    total = 0
+    for first in range(0, n, slots):
+        rows = list(range(first, min(first + slots, n)))
+        x = out[rows[0]:rows[-1] + 1]  # a view: updates land in ``out``
+        amask = None if full_mask is None else full_mask[rows[0]:rows[-1] + 1]
+        nfe, done = _lockstep_chunk(model, x, amask, config, mask_id, eos_id, last_ids,
+                                    _rows_of(generator, rows), rules, rows, p, known,
+                                    nonfinite)
+        total += nfe
+        for r in rows:
+            row_nfe[r] = nfe
+            exited[r] = done
+            if on_finish is not None:
+                on_finish(r, out[r], nfe, bool(nonfinite[r]), done)
+    return GenerationResult(tokens=out, nfe=total, prompt_length=p,
+                            nonfinite=tuple(nonfinite.tolist()), row_nfe=tuple(row_nfe),
+                            exited=tuple(exited))
+
+
+def _lockstep_chunk(model: MaskPredictor, x: torch.Tensor, amask: torch.Tensor | None,
+                    config: SamplerConfig, mask_id: int, eos_id: int | None,
+                    last_ids: torch.Tensor | None, generator: Generators,
+                    rules: list[StopRule] | None, rows: list[int], p: int, known: list[int],
+                    nonfinite: torch.Tensor) -> tuple[int, bool]:
+    """Sample one chunk in place; returns its passes and whether early exit ended it."""
+    prompt_index = x != mask_id
+    cache = _BlockCache(config.cache, x.shape[1])
+    nfe, steps = 0, config.steps_per_block
+    rows_t = torch.tensor(rows, device=x.device)
     for block in range(config.num_blocks):
         start = p + block * config.block_length
         cols = slice(start, start + config.block_length)
-        if cache is not None:
-            cache.reset()  # refreshed by the first pass of every block
+        cache.reset()  # refreshed by the first pass of every block
         if config.decoding == "threshold":
-            schedule = None
-            budget = config.block_length  # at least one commit per pass
+            schedule, budget = None, config.block_length  # at least one commit per pass
         else:
-            schedule = transfer_schedule((x[:, cols] == mask_id).sum(dim=1), steps)  # [B, steps]
+            schedule = transfer_schedule((x[:, cols] == mask_id).sum(dim=1), steps).tolist()
             budget = steps
         for step in range(budget):
             block_x = x[:, cols]
             masked = block_x == mask_id  # [B, L]
             if not bool(masked.any()):
                 break
-            if schedule is not None and int(schedule[:, step].max()) == 0:
+            if schedule is not None and max(row[step] for row in schedule) == 0:
                 continue
-            logits = _forward(model, x, full_mask, cols, config.cfg_scale, prompt_index, mask_id,
+            logits = _forward(model, x, amask, cols, config.cfg_scale, prompt_index, mask_id,
                               cache)
-            nfe += 1  # logits: [B, block_length, V]
-            bad |= ~torch.isfinite(logits).reshape(b, -1).all(dim=1)
+            nfe += 1
+            nonfinite[rows_t] |= ~torch.isfinite(logits).flatten(1).all(dim=1)
             if config.logits_eos_inf:
                 logits[:, :, eos_id] = float("-inf")
-            x0 = gumbel_perturb(logits, config.temperature, generator).argmax(dim=-1)  # [B, L]
-            if config.remasking == "low_confidence":
-                probs = F.softmax(logits, dim=-1)
-                conf = probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)  # [B, L]
-            else:
-                conf = _rand(tuple(x0.shape), generator, device, torch.float32)
-            conf = conf.to(torch.float64)
-            if config.confidence_eos_eot_inf and last_ids:
-                is_last = torch.zeros_like(x0, dtype=torch.bool)
-                for token in last_ids:
-                    is_last |= x0 == token
-                conf = conf.masked_fill(is_last, LAST_CONFIDENCE)
-            conf = conf.masked_fill(~masked, float("-inf"))
-            if schedule is None:
-                k = torch.maximum((conf >= config.threshold).sum(dim=1), masked.any(dim=1).long())
-            else:
-                k = schedule[:, step]
-            commit = torch.zeros_like(masked)
-            for row in range(b):
-                if int(k[row]) > 0:
-                    commit[row, torch.topk(conf[row], int(k[row])).indices] = True
-            x[:, cols] = torch.where(commit, x0, block_x)
-    return GenerationResult(tokens=x, nfe=nfe, prompt_length=p,
-                            nonfinite=tuple(bool(v) for v in bad.tolist()))
+            x0 = gumbel_perturb(logits, config.temperature, generator).argmax(dim=-1)
+            conf = _confidence(logits, x0, masked, config, generator, last_ids)
+            k = _commit_counts(conf, masked, config,
+                               [] if schedule is None else [row[step] for row in schedule])
+            x[:, cols] = torch.where(commit_mask(conf, masked, k), x0, block_x)
+            if rules is not None and all(_decided_rows(x, rows, p, mask_id, rules, known)):
+                return nfe, block < config.num_blocks - 1 or bool((x[:, p:] == mask_id).any())
+    return nfe, False

@@ -102,7 +102,8 @@ def repeat_indices(items: Sequence[Any]) -> list[int]:
 #: Source files whose code computes an answer; their bytes are part of every key, so editing
 #: the sampler or the estimator never returns answers the old code computed.
 ANSWER_CODE = ("diffusion/likelihood.py", "diffusion/sampler.py", "models/llada.py",
-               "models/adapter.py", "models/requests.py", "models/tokens.py", "config.py")
+               "models/adapter.py", "models/engine.py", "models/requests.py",
+               "models/tokens.py", "diffusion/stopping.py", "config.py")
 
 
 def code_fingerprint() -> str:
@@ -253,13 +254,14 @@ class Lookup:
     @classmethod
     def build(cls, cache: RequestCache | None, kind: str, identity: Any,
               requests: Sequence[Mapping[str, Any]], settings: Sequence[Mapping[str, Any]],
-              base_seed: int) -> Lookup:
+              base_seed: int, repeats: Sequence[int] | None = None) -> Lookup:
         """Key every request (``identity``: a callable giving the model identity) and look up.
 
-        The repeat index (the how-many-th equal request this is) is computed with or without a
-        cache, so that seeds, and so answers, do not depend on whether the cache is on.
+        ``repeats``: each request's repeat index (the how-many-th equal request it is), the one
+        its seed uses (the engine's); by default counted here over request and settings.
         """
-        repeats = repeat_indices([[r, s] for r, s in zip(requests, settings)])
+        repeats = (list(repeats) if repeats is not None
+                   else repeat_indices([[r, s] for r, s in zip(requests, settings)]))
         if cache is None:
             return cls(None, kind, base_seed, [], repeats, {}, list(range(len(requests))))
         model = identity()
@@ -269,11 +271,6 @@ class Lookup:
         hits = {i: found[k] for i, k in enumerate(keys) if k in found}
         return cls(cache, kind, base_seed, keys, repeats, hits,
                    [i for i in range(len(keys)) if i not in hits])
-
-    def seed(self, i: int, derive: Any, *parts: Any) -> int:
-        """The per-request seed ``derive(base_seed, *parts)``; repeats > 0 add their index."""
-        extra = (self.repeats[i],) if self.repeats[i] else ()
-        return int(derive(self.base_seed, *parts, *extra))
 
     def store(self, items: Sequence[tuple[int, CachedAnswer]]) -> None:
         """Commit one finished batch (a no-op without a cache)."""

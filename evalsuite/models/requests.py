@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from evalsuite.config import ESTIMATOR_KEYS, SAMPLER_KEYS
+from evalsuite.config import EstimatorConfig, SamplerConfig
+
 
 @dataclass(frozen=True)
 class LikelihoodRequest:
@@ -16,6 +17,20 @@ class LikelihoodRequest:
     doc_id: int | None
     context: str
     continuation: str
+    config: EstimatorConfig = EstimatorConfig()
+    repeat: int = 0
+    """Position among identical requests (lm-eval ``repeats``); 0 for the first."""
+
+
+@dataclass(frozen=True)
+class RollingRequest:
+    """One lm-eval ``loglikelihood_rolling`` request."""
+
+    task: str | None
+    doc_id: int | None
+    text: str
+    config: EstimatorConfig = EstimatorConfig()
+    repeat: int = 0
 
 
 @dataclass(frozen=True)
@@ -26,8 +41,21 @@ class GenerationRequest:
     doc_id: int | None
     context: str
     until: tuple[str, ...]
-    settings: tuple[tuple[str, Any], ...]
-    """Sorted (key, value) pairs of diffusion settings; hashable so requests group by them."""
+    config: SamplerConfig
+    """Resolved sampler settings; hashable, so requests group by them."""
+    repeat: int = 0
+    """Position among identical requests (lm-eval ``repeats: k`` sends the same Instance k
+    times); it joins the seed, so repeats sample independently at temperature > 0."""
+
+
+def repeat_indices(keys: Iterable[Hashable]) -> list[int]:
+    """For each key, how many equal keys came before it (0, 1, ... per distinct key)."""
+    seen: dict[Hashable, int] = {}
+    out: list[int] = []
+    for key in keys:
+        out.append(seen.get(key, 0))
+        seen[key] = out[-1] + 1
+    return out
 
 
 def split_context(context: str, continuation: str) -> tuple[str, str]:
@@ -46,37 +74,6 @@ def request_seed(base_seed: int, *parts: object) -> int:
     """
     text = "\x1f".join([str(base_seed), *map(repr, parts)])
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
-
-
-def merge_settings(
-    task_settings: dict[str, Any], gen_kwargs: dict[str, Any], overrides: dict[str, Any]
-) -> dict[str, Any]:
-    """Settings for one request: overrides > task YAML generation_kwargs > per-task table.
-
-    ``max_gen_toks`` (lm-eval's length) becomes ``gen_length`` only when nothing else sets it.
-    Keys that are not diffusion settings are dropped from ``gen_kwargs`` (``until`` is
-    handled separately; ``do_sample``/``temperature`` map to temperature).
-    """
-    merged = dict(task_settings)
-    known = SAMPLER_KEYS | ESTIMATOR_KEYS
-    for key, value in gen_kwargs.items():
-        if key in known:
-            merged[key] = value
-    if "gen_length" not in merged and "max_gen_toks" in gen_kwargs:
-        merged["gen_length"] = int(gen_kwargs["max_gen_toks"])
-    if gen_kwargs.get("do_sample") is False:
-        merged["temperature"] = 0.0
-    merged.update({k: v for k, v in overrides.items() if v is not None})
-    return merged
-
-
-def fill_lengths(settings: dict[str, Any], default_length: int) -> dict[str, Any]:
-    """Pure diffusion unless told otherwise: steps and block_length default to gen_length."""
-    out = dict(settings)
-    out.setdefault("gen_length", default_length)
-    out.setdefault("steps", out["gen_length"])
-    out.setdefault("block_length", out["gen_length"])
-    return out
 
 
 def truncate_stop(text: str, until: tuple[str, ...]) -> str:

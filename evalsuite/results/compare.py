@@ -78,6 +78,11 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
+#: Recorded settings that cannot change a score, so two runs stay comparable across them:
+#: exact early exit saves forward passes and returns the same answers (tests/test_early_exit.py).
+RESULT_NEUTRAL_SETTINGS = frozenset({"early_exit"})
+
+
 def task_settings(run: Run, unit: str) -> dict[str, str]:
     """What must match for two runs' scores on ``unit`` to be comparable, flattened.
 
@@ -97,7 +102,8 @@ def task_settings(run: Run, unit: str) -> dict[str, str]:
         out[f"{leaf}.n_shot"] = _text(task.n_shot)
         out[f"{leaf}.output_type"] = _text(task.output_type)
         for k, v in sorted(task.settings.items()):
-            out[f"{leaf}.settings.{k}"] = _text(v)
+            if k not in RESULT_NEUTRAL_SETTINGS:
+                out[f"{leaf}.settings.{k}"] = _text(v)
         for k, v in sorted(task.generation_kwargs.items()):
             out[f"{leaf}.generation_kwargs.{k}"] = _text(v)
     return out

@@ -100,6 +100,22 @@ def _choice_line(index: int, continuation: str, resp: Any) -> str:
     return f"[{index}] {json.dumps(continuation, ensure_ascii=False)}  log-likelihood {ll_text}"
 
 
+def _loglikelihoods(resps: Sequence[Any]) -> tuple[float, ...] | None:
+    """Full-precision log-likelihood of each request (``resps`` of a likelihood task).
+
+    lm-eval gives per request a list of responses, each ``(loglikelihood, is_greedy)`` (a bare
+    number for ``loglikelihood_rolling``); ``None`` when any value is not a finite number.
+    """
+    out: list[float] = []
+    for per_request in resps:
+        first = per_request[0] if isinstance(per_request, (list, tuple)) and per_request else None
+        ll = first[0] if isinstance(first, (list, tuple)) and first else first
+        if isinstance(ll, bool) or not isinstance(ll, (int, float)) or not math.isfinite(ll):
+            return None
+        out.append(float(ll))
+    return tuple(out)
+
+
 def _convert_sample(
     task: str,
     entries: Sequence[Mapping[str, Any]],
@@ -173,6 +189,11 @@ def _convert_sample(
         doc_hash=first.get("doc_hash"),
         prompt_hash=first.get("prompt_hash"),
         nonfinite=int(stats.get("nonfinite") or 0),
+        loglikelihoods=(
+            _loglikelihoods(resps)
+            if output_type in ("multiple_choice", "loglikelihood", "loglikelihood_rolling")
+            else None
+        ),
     )
 
 

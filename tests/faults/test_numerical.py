@@ -37,7 +37,8 @@ def _overflowing(tensors):
 
 
 def _run(tmp_path, model: str, *extra: str) -> int:
-    return main(["run", "--model", model, "--tasks", "gsm8k,piqa", "--limit", "2",
+    # --base: a copied checkpoint with a chat template would be detected as instruct
+    return main(["run", "--model", model, "--base", "--tasks", "gsm8k,piqa", "--limit", "2",
                  "--data-dir", str(DATA), "--batch-size", "2", "--output",
                  str(tmp_path / "runs"), *FAST, *extra])
 
@@ -165,7 +166,8 @@ def test_an_over_long_prompt_is_cut_from_the_left_and_recorded():
     (short,) = lm.loglikelihood([Instance("loglikelihood", {}, ("Q: 1+1?", " 2"), 0, ("t", 0, 1))])
     out = lm.loglikelihood([Instance("loglikelihood", {}, (long_context, " end"), 0, ("t", 1, 1))])
     assert len(out) == 1 and out[0][0] < 0
-    ctx, cont = lm._encode(long_context), lm._encode(long_context + " end")[len(lm._encode(long_context)):]
+    enc = lm.engine.encode
+    ctx, cont = enc(long_context), enc(long_context + " end")[len(enc(long_context)):]
     assert lm.truncated == {"t": {"requests": 1, "tokens": len(ctx) + len(cont) - 48}}
     lm.generate_until([Instance("generate_until", {}, (long_context, {"until": []}), 0, ("g", 0, 1))])
     assert lm.truncated["g"] == {"requests": 1, "tokens": len(ctx) - (48 - 16)}

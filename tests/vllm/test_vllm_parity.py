@@ -25,7 +25,7 @@ if not vllm_installed():
 
 from evalsuite.errors import ConfigError
 from evalsuite.models.arm import lm_eval_model_args, require_vllm
-from evalsuite.models.arm_fixtures import (
+from tools.arm_fixtures import (
     make_tiny_llama,
     tiny_generation_task,
     tiny_multiple_choice_task,

@@ -1,9 +1,9 @@
 """Prove every task's scoring on its data: oracle and adversarial models through lm-eval.
 
-    EVALSUITE_DATA_DIR=../shared/data python -m evalsuite.tasks.validate [--tasks gsm8k,math]
+    EVALSUITE_DATA_DIR=../shared/data python -m tools.validate_tasks [--tasks gsm8k,math]
 
 runs each task through lm-eval's real ``simple_evaluate`` twice, with the oracle and with the
-adversarial :class:`~evalsuite.tasks.oracle.ScriptedLM`, prints one table row per task and
+adversarial :class:`~tools.oracle.ScriptedLM`, prints one table row per task and
 metric, lists every document the oracle missed, and exits 1 when an expectation fails:
 the oracle scores 100% (MATH: at least 99.5%), the adversary at most chance.
 """
@@ -92,7 +92,7 @@ def _evaluate(policy: str, tasks: Sequence[str], limit: int | None) -> dict[str,
     """One lm-eval simple_evaluate run of the scripted model (all documents, samples logged)."""
     from lm_eval.evaluator import simple_evaluate
 
-    from evalsuite.tasks.oracle import ScriptedLM
+    from tools.oracle import ScriptedLM
 
     return simple_evaluate(
         model=ScriptedLM(policy),  # type: ignore[arg-type]
@@ -198,7 +198,7 @@ def format_table(rows: Sequence[Row]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the validation and print the table; exit code 0 when every row is ok."""
-    parser = argparse.ArgumentParser(prog="python -m evalsuite.tasks.validate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.validate_tasks", description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", default=None, help="comma-separated short or full names (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="documents per subtask (default: all)")
     args = parser.parse_args(argv)

@@ -1,0 +1,246 @@
+"""One registry of diffusion knobs, derived from the settings dataclasses.
+
+Every field of :class:`~evalsuite.config.SamplerConfig` and
+:class:`~evalsuite.config.EstimatorConfig` is a knob: a user-facing name (the field name,
+except the estimator's ``batch_size``, which is ``mc_batch_size`` so that it does not clash
+with the run's batch size), a type, the allowed choices of a ``Literal``, a default and a
+help text (``field(metadata={"help": ...})`` or the attribute docstring). The CLI flags,
+the ``model_args`` validation of the lm-eval adapter and the record are generated from this
+registry, so a new dataclass field becomes a flag, a model_arg and a recorded setting with no
+further code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import textwrap
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Final, Literal, get_args, get_origin
+
+from evalsuite.config import ON_OFF_TEXT, EstimatorConfig, SamplerConfig, parse_on_off
+from evalsuite.errors import ConfigError
+
+Owner = Literal["sampler", "estimator"]
+OWNERS: Final[dict[Owner, type]] = {"sampler": SamplerConfig, "estimator": EstimatorConfig}
+
+#: (owner, dataclass field) -> user-facing knob name, where the two differ.
+RENAMES: Final[dict[tuple[Owner, str], str]] = {("estimator", "batch_size"): "mc_batch_size"}
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One user-settable diffusion setting."""
+
+    name: str
+    """User-facing name: model_args key, gen_kwargs key, ``--flag-name`` and record key."""
+    fields: Mapping[Owner, str]
+    """Dataclass field it sets, per config it belongs to (``cfg_scale`` belongs to both)."""
+    kind: type
+    """``int``, ``float``, ``bool`` or ``str``."""
+    optional: bool
+    """Whether ``None`` is a valid value (``float | None``)."""
+    choices: tuple[Any, ...] | None
+    """Allowed values of a ``Literal`` field."""
+    defaults: Mapping[Owner, Any]
+    """Dataclass default per owner."""
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, value: Any, where: str) -> Any:
+        """The typed value of a raw input (a model_args string, a YAML scalar, a CLI value).
+
+        Raises :class:`ConfigError` naming the knob, the value, ``where`` it came from and
+        what is accepted.
+        """
+        if value is None or (self.optional and isinstance(value, str) and value.lower() == "none"):
+            if self.optional:
+                return None
+            raise ConfigError(f"{self.name} ({where}) needs a value")
+        try:
+            typed = _coerce(self.kind, value)
+        except (TypeError, ValueError):
+            if self.kind is bool:
+                raise ConfigError(f"{self.name} must be on or off, got {value!r} ({where})") from None
+            raise ConfigError(
+                f"{self.name}={value!r} ({where}) is not a valid {self.kind.__name__}"
+                + (f"; choose one of {', '.join(map(str, self.choices))}" if self.choices else "")
+            ) from None
+        if self.choices is not None and typed not in self.choices:
+            raise ConfigError(
+                f"{self.name}={value!r} ({where}) is not allowed; choose one of "
+                f"{', '.join(map(str, self.choices))}"
+            )
+        return typed
+
+
+def _coerce(kind: type, value: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in ON_OFF_TEXT:
+            return ON_OFF_TEXT[value.strip().lower()]
+        raise ValueError(value)
+    if kind is int:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        return int(str(value).strip())
+    if kind is float:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        return float(value)
+    return str(value)
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (a string literal right after ``name: type = default``)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):  # pragma: no cover - source unavailable
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def _describe(hint: Any) -> tuple[type, bool, tuple[Any, ...] | None]:
+    """(kind, optional, choices) of a field annotation."""
+    optional = False
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in get_args(hint) if a is not type(None)]
+        optional = len(members) < len(get_args(hint))
+        if len(members) != 1:
+            raise TypeError(f"unsupported settings annotation {hint!r}")
+        hint = members[0]
+        origin = get_origin(hint)
+    if origin is Literal:
+        choices = get_args(hint)
+        return type(choices[0]), optional, tuple(choices)
+    if hint in (int, float, bool, str):
+        return hint, optional, None
+    raise TypeError(f"unsupported settings annotation {hint!r}")
+
+
+@lru_cache(maxsize=1)
+def knobs() -> dict[str, Knob]:
+    """Every knob, by user-facing name, in field order (sampler first)."""
+    collected: dict[str, dict[str, Any]] = {}
+    for owner, cls in OWNERS.items():
+        hints = typing.get_type_hints(cls)
+        docs = _attribute_docs(cls)
+        for f in dataclasses.fields(cls):
+            name = RENAMES.get((owner, f.name), f.name)
+            kind, optional, choices = _describe(hints[f.name])
+            default = f.default if f.default is not dataclasses.MISSING else None
+            entry = collected.setdefault(name, {
+                "fields": {}, "kind": kind, "optional": optional, "choices": choices,
+                "defaults": {}, "help": f.metadata.get("help") or docs.get(f.name, ""),
+            })
+            entry["fields"][owner] = f.name
+            entry["defaults"][owner] = default
+    return {
+        name: Knob(name, types.MappingProxyType(e["fields"]), e["kind"], e["optional"],
+                   e["choices"], types.MappingProxyType(e["defaults"]), e["help"])
+        for name, e in collected.items()
+    }
+
+
+def knob_names() -> frozenset[str]:
+    return frozenset(knobs())
+
+
+def knobs_of(owner: Owner) -> dict[str, Knob]:
+    """The knobs that set a field of ``owner``'s config."""
+    return {n: k for n, k in knobs().items() if owner in k.fields}
+
+
+def parse_knobs(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Typed values of known knobs; an unknown key raises :class:`ConfigError` with the
+    closest names. ``None`` values (flags not given) are dropped."""
+    from evalsuite.errors import did_you_mean
+
+    registry = knobs()
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in registry:
+            raise ConfigError(did_you_mean(key, registry, f"diffusion setting ({where})"))
+        if value is None:
+            continue
+        out[key] = registry[key].parse(value, where)
+    return out
+
+
+def add_flags(group: Any) -> None:
+    """Add one ``--flag`` per knob to an argparse group (bools: ``--flag``, ``--flag on|off``
+    and ``--no-flag``)."""
+    for knob in knobs().values():
+        help_text = knob.help.replace("%", "%%")
+        if knob.kind is bool:
+            group.add_argument(knob.flag, "--no-" + knob.flag[2:], dest=knob.name,
+                               action=_OnOffFlag, type=_on_off_type(knob.name), default=None,
+                               help=help_text)
+        else:
+            group.add_argument(knob.flag, dest=knob.name, default=None, help=help_text,
+                               type=_cli_type(knob), choices=knob.choices,
+                               metavar=knob.kind.__name__.upper() if knob.choices is None else None)
+
+
+def _on_off_type(name: str) -> Any:
+    def convert(text: str) -> bool:
+        try:
+            return parse_on_off(text, name)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = "on|off"
+    return convert
+
+
+class _OnOffFlag(argparse.Action):
+    """``--flag`` (on), ``--flag on|off`` or ``--no-flag`` (off)."""
+
+    def __init__(self, option_strings: Any, dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("metavar", "on|off")
+        super().__init__(option_strings, dest, nargs="?", **kwargs)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        negated = bool(option_string and option_string.startswith("--no-"))
+        if negated and values is not None:
+            parser.error(f"{option_string} takes no value")
+        setattr(namespace, self.dest, False if negated else (True if values is None else values))
+
+
+def _cli_type(knob: Knob) -> Any:
+    def convert(text: str) -> Any:
+        if knob.optional and text.lower() == "none":
+            return None
+        return _coerce(knob.kind, text)
+
+    convert.__name__ = knob.kind.__name__
+    return convert
+
+
+def from_namespace(args: Any) -> dict[str, Any]:
+    """The knobs given on the command line (flags left at None are absent)."""
+    return {name: getattr(args, name) for name in knobs() if getattr(args, name, None) is not None}

@@ -1,0 +1,372 @@
+"""The settings resolver: which sampler or estimator settings apply to a task, and why.
+
+:func:`resolve` is pure. It is called by the runner for every task of a plan before any
+weight loads, and by the lm-eval adapter for every request, so that a run and a plain
+``lm_eval --model llada`` decide the same way. Rules (README, "Settings"):
+
+* Precedence, highest first: the CLI or ``model_args`` (``overrides``), lm-eval's
+  ``--gen_kwargs``, the task YAML's ``generation_kwargs``, the paper's per-task table
+  (:mod:`evalsuite.tasks.settings`, looked up by exact task name), the defaults.
+* ``max_gen_toks`` in the generation kwargs is ``gen_length`` unless ``gen_length`` is set by
+  the same or a higher layer; ``do_sample: false`` is temperature 0, ``do_sample: true``
+  without a temperature is temperature 1. Any other generation kwarg that the diffusion
+  sampler cannot honour (``top_p``, ``top_k``, ...) is named in a warning and recorded.
+* A ``gen_length`` set above the table re-derives what depends on it unless that is set at
+  the same level or higher: a pure-diffusion base (block = gen = steps) stays pure diffusion
+  at the new length; a semi-autoregressive one keeps its block length when it divides the new
+  length (else the largest divisor below it) and keeps its steps per token (rounded to a
+  multiple of the number of blocks).
+* The estimator's ``mc_batch_size`` is derived (largest divisor of ``mc_num`` up to the
+  default 16) unless given; a given one that does not divide ``mc_num`` is an error.
+* Invalid combinations raise :class:`~evalsuite.errors.ConfigError` naming the values, where
+  each came from and the fix.
+
+Provenance of each value: ``cli``, ``model_args``, ``gen_kwargs``, ``yaml``, ``paper_table``,
+``derived`` or ``default``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+from evalsuite.config import EstimatorConfig, SamplerConfig
+from evalsuite.errors import ConfigError
+from evalsuite.settings.knobs import Knob, Owner, knobs_of
+
+Source = Literal["cli", "model_args", "gen_kwargs", "yaml", "paper_table", "derived", "default"]
+OverrideSource = Literal["cli", "model_args"]
+OutputType = Literal["generate_until", "loglikelihood", "multiple_choice", "loglikelihood_rolling"]
+
+DEFAULT_GEN_LENGTH: Final = 256
+"""gen_length (and steps, block_length) when nothing sets them."""
+DEFAULT_MC_BATCH_SIZE: Final = 16
+
+#: Generation kwargs the sampler understands besides the knobs themselves.
+HONOURED_GEN_KWARGS: Final = frozenset({"until", "max_gen_toks", "do_sample", "temperature"})
+
+_RANK: Final[dict[Source, int]] = {
+    "default": 0, "paper_table": 1, "yaml": 2, "gen_kwargs": 3, "model_args": 4, "cli": 4,
+    "derived": 1,
+}
+_LENGTH_KEYS: Final = ("gen_length", "steps", "block_length")
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What the resolver needs to know about a task."""
+
+    name: str | None
+    """lm-eval task name (``Instance.task_name``); looked up exactly in the paper table."""
+    output_type: OutputType = "generate_until"
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Settings given by the user, and where."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+    """Typed knob values (see :func:`evalsuite.settings.knobs.parse_knobs`)."""
+    source: OverrideSource = "cli"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where each setting came from, and what was not honoured."""
+
+    sources: Mapping[str, Source]
+    """Knob name -> source of its value."""
+    ignored_gen_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """Generation kwargs the diffusion sampler cannot honour (warned about, recorded)."""
+    notes: tuple[str, ...] = ()
+    """Human-readable derivations (``block_length 8 kept: divides gen_length 64``)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"sources": dict(self.sources)}
+        if self.ignored_gen_kwargs:
+            out["ignored_gen_kwargs"] = dict(self.ignored_gen_kwargs)
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
+
+
+Config = SamplerConfig | EstimatorConfig
+
+
+def is_generation(task: TaskInfo) -> bool:
+    return task.output_type == "generate_until"
+
+
+def resolve(
+    task: TaskInfo | str | None,
+    family: str,
+    task_generation_kwargs: Mapping[str, Any] | None = None,
+    overrides: Overrides | Mapping[str, Any] | None = None,
+    *,
+    user_gen_kwargs: Mapping[str, Any] | None = None,
+    gen_kwargs_source: Literal["yaml", "gen_kwargs"] = "yaml",
+    use_paper_table: bool = True,
+) -> tuple[Config, Provenance]:
+    """Settings for one task (or request) and their provenance.
+
+    ``task``: a :class:`TaskInfo` (a bare name means a generation task).
+    ``task_generation_kwargs``: the task YAML's ``generation_kwargs`` (under plain lm-eval the
+    request's, which already include ``--gen_kwargs``; pass ``gen_kwargs_source="gen_kwargs"``
+    to label them so). ``user_gen_kwargs``: lm-eval's ``--gen_kwargs`` when known separately.
+    ``overrides``: the CLI's or model_args' typed knob values.
+    Raises :class:`ConfigError` for invalid combinations.
+    """
+    info = task if isinstance(task, TaskInfo) else TaskInfo(task)
+    over = overrides if isinstance(overrides, Overrides) else Overrides(dict(overrides or {}))
+    table = _paper_table(info.name, family) if use_paper_table else {}
+    if is_generation(info):
+        layers: list[tuple[Source, Mapping[str, Any]]] = [("paper_table", table)]
+        ignored: dict[str, Any] = {}
+        for source, kwargs in ((gen_kwargs_source, task_generation_kwargs or {}),
+                               ("gen_kwargs", user_gen_kwargs or {})):
+            honoured, dropped = _from_gen_kwargs(kwargs, source)
+            layers.append((source, honoured))
+            ignored.update(dropped)
+        layers.append((over.source, _own(over.values, "sampler")))
+        return _resolve_sampler(layers, ignored, over.source)
+    layers = [("paper_table", table), (over.source, _own(over.values, "estimator"))]
+    return _resolve_estimator(layers, over.source)
+
+
+def _paper_table(name: str | None, family: str) -> dict[str, Any]:
+    if not name:
+        return {}
+    from evalsuite.tasks.settings import diffusion_settings
+
+    return diffusion_settings(name, family)  # type: ignore[arg-type]
+
+
+def _own(values: Mapping[str, Any], owner: Owner) -> dict[str, Any]:
+    mine = knobs_of(owner)
+    return {k: v for k, v in values.items() if k in mine and v is not None}
+
+
+def _from_gen_kwargs(kwargs: Mapping[str, Any], source: Source) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(sampler knobs set by lm-eval generation kwargs, kwargs the sampler cannot honour)."""
+    sampler = knobs_of("sampler")
+    honoured: dict[str, Any] = {}
+    ignored: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if key in sampler:
+            honoured[key] = sampler[key].parse(value, f"{source} generation kwarg")
+        elif key not in HONOURED_GEN_KWARGS:
+            ignored[key] = value  # top_p, top_k, ... and estimator knobs (mc_num)
+    if "max_gen_toks" in kwargs and "gen_length" not in honoured:
+        honoured["gen_length"] = sampler["gen_length"].parse(kwargs["max_gen_toks"],
+                                                             f"{source} max_gen_toks")
+    if "temperature" not in honoured and "do_sample" in kwargs:
+        do_sample = kwargs["do_sample"]
+        if str(do_sample).lower() in ("false", "0"):
+            honoured["temperature"] = 0.0
+        elif str(do_sample).lower() in ("true", "1"):
+            honoured["temperature"] = 1.0
+    return honoured, ignored
+
+
+def _pick(layers: list[tuple[Source, Mapping[str, Any]]], knob: Knob, owner: Owner) -> tuple[Any, Source]:
+    for source, values in reversed(layers):
+        if knob.name in values:
+            return values[knob.name], source
+    return knob.defaults[owner], "default"
+
+
+def _where(source: Source, key: str) -> str:
+    """How the user sets ``key`` at the level that set it (for the fix in a message)."""
+    if source == "cli":
+        return "--" + key.replace("_", "-")
+    return f"{key}=" if source != "yaml" else f"{key} (task YAML)"
+
+
+def _resolve_sampler(layers: list[tuple[Source, Mapping[str, Any]]], ignored: dict[str, Any],
+                     fix_source: OverrideSource) -> tuple[SamplerConfig, Provenance]:
+    mine = knobs_of("sampler")
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+    for name, knob in mine.items():
+        values[name], sources[name] = _pick(layers, knob, "sampler")
+    notes: list[str] = []
+    if sources["gen_length"] == "default":
+        values["gen_length"] = DEFAULT_GEN_LENGTH
+    _derive_lengths(layers, values, sources, notes)
+    _check_sampler(values, sources, fix_source)
+    fields = {mine[k].fields["sampler"]: v for k, v in values.items()}
+    return SamplerConfig(**fields), Provenance(MappingProxyType(sources),
+                                               MappingProxyType(dict(ignored)), tuple(notes))
+
+
+def _derive_lengths(layers: list[tuple[Source, Mapping[str, Any]]], values: dict[str, Any],
+                    sources: dict[str, Source], notes: list[str]) -> None:
+    """Re-derive steps and block_length from a gen_length set above them (rules above)."""
+    gen_rank = _RANK[sources["gen_length"]]
+    below = [(s, v) for s, v in layers if _RANK[s] < gen_rank]
+    base_gen, base_steps, base_block = _base_lengths(below)
+    gen = values["gen_length"]
+    if not isinstance(gen, int) or gen <= 0:
+        return  # reported by _check_sampler
+    derived: Source = "derived" if sources["gen_length"] != "default" else "default"
+    if _RANK[sources["block_length"]] < gen_rank or sources["block_length"] == "default":
+        if base_block >= base_gen:
+            block = gen
+            if gen != base_gen:
+                notes.append(f"block_length {gen}: pure diffusion (block = gen_length) at the new "
+                             f"gen_length {gen}")
+        elif gen % base_block == 0:
+            block = base_block
+            notes.append(f"block_length {block} kept: it divides gen_length {gen}")
+        else:
+            block = max(d for d in range(1, min(base_block, gen) + 1) if gen % d == 0)
+            notes.append(f"block_length {block}: the largest divisor of gen_length {gen} "
+                         f"up to the base block_length {base_block}")
+        values["block_length"], sources["block_length"] = block, derived
+    if _RANK[sources["steps"]] < gen_rank or sources["steps"] == "default":
+        block = values["block_length"]
+        blocks = gen // block if isinstance(block, int) and block > 0 and gen % block == 0 else 1
+        per_token = base_steps / base_gen
+        steps = max(blocks, round(per_token * gen / blocks) * blocks)
+        values["steps"], sources["steps"] = steps, derived
+        if derived == "derived" and gen != base_gen:
+            notes.append(f"steps {steps}: {per_token:g} steps per token of the base setting "
+                         f"({base_steps}/{base_gen}) at gen_length {gen}, a multiple of the "
+                         f"{blocks} block(s)")
+
+
+def _base_lengths(layers: list[tuple[Source, Mapping[str, Any]]]) -> tuple[int, int, int]:
+    """(gen_length, steps, block_length) that ``layers`` alone resolve to (recursively: the
+    base of a layer is what the layers below it decide)."""
+    tops = [i for i, (_, v) in enumerate(layers) if "gen_length" in v]
+    if not tops:
+        gen = DEFAULT_GEN_LENGTH
+        steps = next((v["steps"] for _, v in reversed(layers) if "steps" in v), gen)
+        block = next((v["block_length"] for _, v in reversed(layers) if "block_length" in v), gen)
+        return gen, steps, block
+    top = tops[-1]
+    gen = layers[top][1]["gen_length"]
+    base_gen, base_steps, base_block = _base_lengths(layers[:top])
+    if not isinstance(gen, int) or gen <= 0:
+        return base_gen, base_steps, base_block  # reported when it is the final value
+    above = layers[top:]
+    block = next((v["block_length"] for _, v in reversed(above) if "block_length" in v), None)
+    if block is None:
+        block = gen if base_block >= base_gen else (
+            base_block if gen % base_block == 0 else
+            max(d for d in range(1, min(base_block, gen) + 1) if gen % d == 0))
+    if not isinstance(block, int) or block <= 0:
+        block = gen
+    steps = next((v["steps"] for _, v in reversed(above) if "steps" in v), None)
+    if steps is None:
+        blocks = gen // block if block > 0 and gen % block == 0 else 1
+        steps = max(blocks, round(base_steps / base_gen * gen / blocks) * blocks)
+    return gen, steps, block
+
+
+def _check_sampler(values: dict[str, Any], sources: dict[str, Source], fix: OverrideSource) -> None:
+    def named(key: str) -> str:
+        return f"{key} {values[key]} (from {sources[key]})"
+
+    for key in _LENGTH_KEYS:
+        value = values[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{named(key)} must be a positive integer; pass e.g. "
+                              f"{_where(fix, key)}{' ' if fix == 'cli' else ''}256")
+    gen, steps, block = values["gen_length"], values["steps"], values["block_length"]
+    if block > gen:
+        raise ConfigError(
+            f"{named('block_length')} is larger than {named('gen_length')}; use block_length <= "
+            f"gen_length ({_where(fix, 'block_length')}{' ' if fix == 'cli' else ''}{gen} is pure "
+            "diffusion)")
+    if gen % block:
+        raise ConfigError(f"{named('gen_length')} is not a multiple of {named('block_length')}; "
+                          f"choose a block_length that divides gen_length")
+    blocks = gen // block
+    if steps % blocks:
+        raise ConfigError(
+            f"{named('steps')} is not divisible by the number of blocks {blocks} "
+            f"(gen_length {gen} / block_length {block}); use a multiple of {blocks}, e.g. "
+            f"{_where(fix, 'steps')}{' ' if fix == 'cli' else ''}{max(blocks, steps // blocks * blocks)}")
+    if values.get("decoding", "schedule") == "schedule" and steps > gen:
+        raise ConfigError(
+            f"{named('steps')} is more than {named('gen_length')}: every step commits at least "
+            f"one token, so at most {gen} steps can run; use "
+            f"{_where(fix, 'steps')}{' ' if fix == 'cli' else ''}{gen} or fewer (or a longer "
+            "gen_length)")
+
+
+def _resolve_estimator(layers: list[tuple[Source, Mapping[str, Any]]],
+                       fix: OverrideSource) -> tuple[EstimatorConfig, Provenance]:
+    mine = knobs_of("estimator")
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+    for name, knob in mine.items():
+        values[name], sources[name] = _pick(layers, knob, "estimator")
+    notes: list[str] = []
+    for key in ("mc_num", "mc_batch_size"):
+        value = values[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{key} {value!r} (from {sources[key]}) must be a positive integer")
+    mc_num = values["mc_num"]
+    if sources["mc_batch_size"] == "default":
+        batch = max(d for d in range(1, min(DEFAULT_MC_BATCH_SIZE, mc_num) + 1) if mc_num % d == 0)
+        if batch != values["mc_batch_size"]:
+            values["mc_batch_size"] = batch
+            sources["mc_batch_size"] = "derived"
+            notes.append(f"mc_batch_size {batch}: the largest divisor of mc_num {mc_num} "
+                         f"up to {DEFAULT_MC_BATCH_SIZE}")
+    elif mc_num % values["mc_batch_size"]:
+        batch = values["mc_batch_size"]
+        raise ConfigError(
+            f"mc_num {mc_num} (from {sources['mc_num']}) is not a multiple of mc_batch_size "
+            f"{batch} (from {sources['mc_batch_size']}); use mc_num "
+            f"{max(batch, mc_num // batch * batch)} or {(mc_num // batch + 1) * batch}, or an "
+            f"mc_batch_size that divides {mc_num}")
+    fields = {mine[k].fields["estimator"]: v for k, v in values.items()}
+    return EstimatorConfig(**fields), Provenance(MappingProxyType(sources), MappingProxyType({}),
+                                                 tuple(notes))
+
+
+def validate_overrides(overrides: Overrides) -> None:
+    """Check the overrides on their own, before any task is known or anything loads: the
+    lengths, steps and blocks when ``gen_length`` is given (a task may supply it otherwise),
+    the estimator always. Raises :class:`ConfigError` like :func:`resolve`."""
+    values = overrides.values
+    for key in _LENGTH_KEYS:
+        if key in values and (not isinstance(values[key], int) or values[key] <= 0):
+            raise ConfigError(
+                f"{key} {values[key]} (from {overrides.source}) must be a positive integer; pass "
+                f"e.g. {_where(overrides.source, key)}{' ' if overrides.source == 'cli' else ''}256")
+    if "gen_length" in values:
+        resolve(TaskInfo(None, "generate_until"), "base", {}, overrides)
+    else:  # the other sampler knobs, at the default lengths
+        rest = {k: v for k, v in values.items() if k not in _LENGTH_KEYS}
+        resolve(TaskInfo(None, "generate_until"), "base", {}, Overrides(rest, overrides.source))
+    resolve(TaskInfo(None, "loglikelihood"), "base", {}, overrides)
+
+
+def settings_record(config: Config) -> dict[str, Any]:
+    """What the run record stores as a task's settings (every field of the config)."""
+    out = dataclasses.asdict(config)
+    if isinstance(config, EstimatorConfig):
+        out.setdefault("estimator", "eq6-stratified")
+    return out
+
+
+def describe(config: Config, provenance: Provenance) -> str:
+    """One line: ``gen_length=64 (cli), steps=64 (derived), ...``."""
+    values = settings_record(config)
+    from evalsuite.settings.knobs import RENAMES
+
+    owner: Owner = "sampler" if isinstance(config, SamplerConfig) else "estimator"
+    names = {f: RENAMES.get((owner, f), f) for f in values}
+    return ", ".join(f"{names[k]}={v} ({provenance.sources.get(names[k], 'default')})"
+                     for k, v in values.items() if names[k] in provenance.sources)
+
+
+__all__ = ["DEFAULT_GEN_LENGTH", "Overrides", "Provenance", "Source", "TaskInfo", "describe",
+           "is_generation", "resolve", "settings_record", "validate_overrides"]
