@@ -64,6 +64,12 @@ def add_run_parser(sub: Any) -> None:
                    help="confirm running model-written code (HumanEval) in the sandbox")
     p.add_argument("--include-path", type=Path, action="append", default=[],
                    help="extra lm-eval task directory (repeatable)")
+    c = p.add_mutually_exclusive_group()
+    c.add_argument("--cache-dir", type=Path, default=None,
+                   help="request cache: finished requests are kept here, so re-running a "
+                   "killed command computes only what is missing (default: "
+                   "$EVALSUITE_CACHE_DIR, else results/cache)")
+    c.add_argument("--no-cache", action="store_true", help="run without the request cache")
     from evalsuite.settings.knobs import add_flags
 
     add_flags(p.add_argument_group("diffusion settings (override the task's; see README "
@@ -72,8 +78,8 @@ def add_run_parser(sub: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from evalsuite.models.request_cache import CACHE_DIR_ENV, DEFAULT_CACHE_DIR
     from evalsuite.runner import RunSpec, evaluate, plan
-
     from evalsuite.settings.knobs import from_namespace
     from evalsuite.tasks.data import DATA_DIR_ENV
 
@@ -87,6 +93,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides=overrides, backend=args.backend, family=args.family, dtype=args.dtype,
         revision=args.revision, num_fewshot=args.num_fewshot,
         allow_code_execution=args.allow_code_execution, include_path=tuple(args.include_path),
+        cache_dir=None if args.no_cache else (
+            args.cache_dir or Path(os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR)),
         gen_kwargs=_gen_kwargs(args.gen_kwargs), system_instruction=args.system_instruction,
         apply_chat_template=args.apply_chat_template,
         fewshot_as_multiturn=args.fewshot_as_multiturn, predict_only=args.predict_only,

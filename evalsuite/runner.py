@@ -59,6 +59,9 @@ class RunSpec:
     """Confirm running model-written code (HumanEval), in the sandbox."""
     include_path: tuple[Path, ...] = ()
     """Extra task directories."""
+    cache_dir: Path | None = None
+    """Request cache directory (resume after a kill); None: no cache. The CLI passes
+    results/cache unless told ``--no-cache``."""
     gen_kwargs: Mapping[str, Any] = field(default_factory=dict)
     """lm-eval ``--gen_kwargs``: added to every generation task's ``generation_kwargs``."""
     system_instruction: str | None = None
@@ -149,6 +152,9 @@ def plan(spec: RunSpec) -> Plan:
     for extra in spec.include_path:
         if not Path(extra).is_dir():
             raise ConfigError(f"--include-path {extra} is not a directory")
+    from evalsuite.tasks.preflight import check_task_files
+
+    check_task_files(spec.include_path)
     names = resolve_tasks(list(spec.tasks), preset.family, spec.include_path)
     unsafe = unsafe_task_names(names, spec.include_path)
     if unsafe and not (spec.allow_code_execution or os.environ.get(CODE_EXEC_ENV) == "1"):
@@ -198,9 +204,10 @@ def _leaf_tasks(task_dict: Mapping[Any, Any]) -> list[Any]:
 def _plan_settings(names: list[str], preset: ModelPreset, spec: RunSpec,
                    overrides: Mapping[str, Any], tm: Any) -> tuple[PlannedTask, ...]:
     """Build every task (prompts, data: missing data fails in seconds, not after a 16 GB
-    checkpoint has loaded) and resolve the settings of each leaf task."""
+    checkpoint has loaded), check the documents the run will use (:mod:`evalsuite.tasks.
+    preflight`: no documents, empty answers) and resolve the settings of each leaf task."""
     _quiet_lm_eval()
-    from lm_eval.tasks import get_task_dict
+    from evalsuite.tasks.preflight import build_task, check_documents
 
     planned: list[PlannedTask] = []
     over = Overrides(overrides, "cli")
@@ -209,9 +216,10 @@ def _plan_settings(names: list[str], preset: ModelPreset, spec: RunSpec,
     for name in names:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            task_dict = get_task_dict([name], tm)
+            task_dict = build_task(name, tm)
         for task in _leaf_tasks(task_dict):
             task_name = task.config.task
+            check_documents(task_name, task, spec.limit)
             output_type = task.OUTPUT_TYPE or task.config.output_type
             gen_kwargs = dict(task.config.generation_kwargs or {}) if output_type == "generate_until" else {}
             try:
@@ -233,7 +241,9 @@ def build_lm(p: Plan) -> Any:
         return LLaDAEvalModel(
             pretrained=spec.model, dtype=preset.dtype, device=spec.device,
             batch_size=spec.batch_size, family=preset.family, seed=spec.seed,
-            revision=preset.revision, settings_source="cli", **dict(spec.overrides),
+            revision=preset.revision, settings_source="cli",
+            request_cache=None if spec.cache_dir is None else str(spec.cache_dir),
+            **dict(spec.overrides),
         )
     import lm_eval.api.registry
 
@@ -294,6 +304,15 @@ def evaluate(spec: RunSpec | Plan) -> Path:
     started = time.time()
     tm = p.task_manager if p.task_manager is not None else _task_manager(spec)
     tracker = _wandb_tracker(p)
+    if p.preset.backend != "llada":  # llada plans built and checked every task already
+        from evalsuite.tasks.preflight import build_and_check
+
+        build_and_check(p.task_names, tm, spec.limit)
+    from evalsuite.reliability import check_writable
+
+    check_writable(Path(spec.output), "--output")  # before any weight loads
+    if spec.cache_dir is not None:
+        check_writable(Path(spec.cache_dir), "--cache-dir")
     lm = build_lm(p)
     combined: dict[str, Any] = {}
     failure: BaseException | None = None
@@ -357,12 +376,19 @@ def evaluate(spec: RunSpec | Plan) -> Path:
         "world_size": getattr(lm, "world_size", 1),
         "sandbox": _sandbox_record(p),
     }
-    run_dir = write_run_from_lm_eval(Path(spec.output), combined, meta, stats)
+    from evalsuite.reliability import raise_if_nonfinite, reliability_record, write_failure
+
+    meta["reliability"] = reliability_record(lm, stats)
+    try:
+        run_dir = write_run_from_lm_eval(Path(spec.output), combined, meta, stats)
+    except OSError as exc:
+        raise write_failure(exc, Path(spec.output), meta["reliability"]) from None
     if tracker is not None:
         _log_wandb(tracker, combined, meta)
     if failure:
         failure.add_note(f"the tasks finished before the failure were saved in {run_dir}")
         raise failure
+    raise_if_nonfinite(meta["reliability"], run_dir)
     return run_dir
 
 

@@ -14,6 +14,12 @@ GOLDEN = FIXTURES / "golden"
 SHARED = ROOT.parent / "shared"
 
 
+@pytest.fixture(autouse=True)
+def _private_request_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own request cache, so that no test reads another's answers."""
+    monkeypatch.setenv("EVALSUITE_CACHE_DIR", str(tmp_path_factory.mktemp("request-cache")))
+
+
 @pytest.fixture(scope="session")
 def golden() -> dict[str, Any]:
     """Tensors of tiny-llada-golden.safetensors, keys without the ``tiny-llada.`` prefix."""

@@ -23,7 +23,7 @@ decoding, committed prefixes under early exit).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,6 +34,9 @@ from evalsuite.config import SamplerConfig
 from evalsuite.diffusion.stopping import StopRule
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
+#: ``on_finish(row, tokens, nfe, nonfinite, exited)``: called once per row as soon as it is
+#: final (``tokens``: the row's ``[P + gen_length]`` ids), before the call returns.
+RowCallback = Callable[[int, torch.Tensor, int, bool, bool], None]
 
 #: Confidence given to EOS/EoT predictions under ``confidence_eos_eot_inf``: below every
 #: probability, above the -inf of positions that cannot be committed, so they go last.
@@ -299,6 +302,7 @@ def diffusion_generate(
     generator: Generators = None,
     stop: StopRule | Sequence[StopRule] | None = None,
     batch_size: int | None = None,
+    on_finish: RowCallback | None = None,
 ) -> GenerationResult:
     """Sample ``config.gen_length`` tokens after each prompt of ``input_ids`` ``[N, P]``.
 
@@ -310,6 +314,7 @@ def diffusion_generate(
     to the next waiting row. ``stop`` (one rule, or one per row) says where the caller cuts
     the answer; with ``config.early_exit`` a row stops as soon as its answer is fixed
     (:mod:`evalsuite.diffusion.stopping`). Without ``stop`` every position is filled.
+    ``on_finish`` hears of each row as soon as it is final (the request cache stores it then).
     """
     if config.logits_eos_inf and eos_id is None:
         raise ValueError("logits_eos_inf needs the EOS id (none in the model config or tokenizer)")
@@ -326,9 +331,9 @@ def diffusion_generate(
             raise ValueError(f"cache={config.cache!r} needs a model with forward_cached "
                              "(LLaDAModel)")
         return _sample_lockstep(model, input_ids, attention_mask, config, mask_id, eos_id,
-                                last_ids, generator, rules, batch_size or n)
+                                last_ids, generator, rules, batch_size or n, on_finish)
     return _sample_slots(model, input_ids, attention_mask, config, mask_id, eos_id, last_ids,
-                         generator, rules, batch_size or n)
+                         generator, rules, batch_size or n, on_finish)
 
 
 def _initial(input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -367,7 +372,8 @@ def _decided_rows(x: torch.Tensor, rows: list[int], p: int, mask_id: int,
 def _sample_slots(model: MaskPredictor, input_ids: torch.Tensor,
                   attention_mask: torch.Tensor | None, config: SamplerConfig, mask_id: int,
                   eos_id: int | None, last_ids: torch.Tensor | None, generator: Generators,
-                  rules: list[StopRule] | None, slots: int) -> GenerationResult:
+                  rules: list[StopRule] | None, slots: int,
+                  on_finish: RowCallback | None = None) -> GenerationResult:
     """Rows stream through ``slots`` batch slots; each slot keeps its own block and step."""
     n, p = input_ids.shape
     length, blocks = config.block_length, config.num_blocks
@@ -445,6 +451,8 @@ def _sample_slots(model: MaskPredictor, input_ids: torch.Tensor,
             out[r] = x[s]
             exited[r] = blk[s] < blocks
             slot_row[s] = -1
+            if on_finish is not None:
+                on_finish(r, out[r], row_nfe[r], bool(nonfinite[r]), exited[r])
             if waiting:
                 load(s)
     return GenerationResult(tokens=out, nfe=nfe, prompt_length=p,
@@ -455,7 +463,8 @@ def _sample_slots(model: MaskPredictor, input_ids: torch.Tensor,
 def _sample_lockstep(model: MaskPredictor, input_ids: torch.Tensor,
                      attention_mask: torch.Tensor | None, config: SamplerConfig, mask_id: int,
                      eos_id: int | None, last_ids: torch.Tensor | None, generator: Generators,
-                     rules: list[StopRule] | None, slots: int) -> GenerationResult:
+                     rules: list[StopRule] | None, slots: int,
+                     on_finish: RowCallback | None = None) -> GenerationResult:
     """The approximate KV-cache modes: chunks of ``slots`` rows move block by block together
     (the cache covers one block window for the whole chunk). Early exit stops a chunk once
     every row's answer is fixed."""
@@ -475,6 +484,8 @@ def _sample_lockstep(model: MaskPredictor, input_ids: torch.Tensor,
         for r in rows:
             row_nfe[r] = nfe
             exited[r] = done
+            if on_finish is not None:
+                on_finish(r, out[r], nfe, bool(nonfinite[r]), done)
     return GenerationResult(tokens=out, nfe=total, prompt_length=p,
                             nonfinite=tuple(nonfinite.tolist()), row_nfe=tuple(row_nfe),
                             exited=tuple(exited))

@@ -10,8 +10,11 @@ and resolved settings) and typed results back into what lm-eval expects; the eng
 settings (:func:`evalsuite.settings.resolve`: model_args > generation kwargs > the paper's
 table), seeding, batching, timing and forward-pass counting. Every knob of the registry
 (:mod:`evalsuite.settings.knobs`) is a model_arg. Weights load on the first request, after
-that call's settings are validated. Data parallel: run under ``accelerate launch``; lm-eval
-splits the documents by rank and gathers through :meth:`all_gather` and :meth:`gather_object`.
+that call's settings are validated. ``request_cache=DIR`` keeps answered requests in a
+SQLite cache keyed on everything that can change them (resume after a kill); lm-eval's own
+``--use_cache`` is refused (:mod:`evalsuite.models.request_cache`). Data parallel: run under
+``accelerate launch``; lm-eval splits the documents by rank and gathers through
+:meth:`all_gather` and :meth:`gather_object`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from lm_eval.api.model import LM
 from tqdm import tqdm
 
 from evalsuite.errors import ConfigError
+from evalsuite.models import request_cache as rcache
 from evalsuite.models.engine import DiffusionEngine, RequestStats, TaskSettings
 from evalsuite.models.loader import DiffusionLM, default_device, load_model
 from evalsuite.models.requests import (
@@ -42,7 +46,7 @@ _log = logging.getLogger(__name__)
 
 ADAPTER_ARGS = ("pretrained", "dtype", "device", "batch_size", "max_length", "family", "seed",
                 "max_rows", "use_task_settings", "reference_padding", "revision",
-                "settings_source")
+                "settings_source", "request_cache")
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -95,6 +99,7 @@ class LLaDAEvalModel(LM):
         revision: str | None = None,
         max_batch_size: int | None = None,
         settings_source: Literal["cli", "model_args"] = "model_args",
+        request_cache: str | None = None,
         **overrides: Any,
     ) -> None:
         super().__init__()
@@ -134,9 +139,10 @@ class LLaDAEvalModel(LM):
             batch_size=self.batch_size, max_length=self.max_length, max_rows=int(max_rows),
             use_task_settings=bool(use_task_settings), device=self._device,
             tokenizer_loader=lambda: _read_tokenizer(preset.hub_id, preset.revision),
+            request_cache=rcache.open_cache(request_cache),
         )
         self.request_stats: dict[tuple[str | None, int | None], dict[str, float]] = defaultdict(
-            lambda: {"nfe": 0, "seconds": 0.0, "generated_tokens": 0}
+            lambda: {"nfe": 0, "seconds": 0.0, "generated_tokens": 0, "nonfinite": 0}
         )
 
     # ----- what the runner reads -------------------------------------------------------------
@@ -161,7 +167,31 @@ class LLaDAEvalModel(LM):
     def settings_used(self) -> dict[str, dict[str, Any]]:
         return {task: s.record() for task, s in self.engine.task_settings.items()}
 
+    @property
+    def request_cache(self) -> rcache.RequestCache | None:
+        return self.engine.request_cache
+
+    @property
+    def halving(self) -> Any:
+        """Out-of-memory halvings so far (:class:`~evalsuite.models.faults.HalvingState`)."""
+        return self.engine.halving
+
+    @property
+    def truncated(self) -> dict[str, dict[str, int]]:
+        """Per task: requests whose prompt was cut to the window, and tokens cut."""
+        return self.engine.truncated
+
+    @property
+    def window(self) -> int | None:
+        """The prompt window (None before the weights loaded: nothing was cut)."""
+        return self.engine.window if self.engine.loaded else None
+
     # ----- lm-eval plumbing -------------------------------------------------------------
+    def set_cache_hook(self, cache_hook: Any) -> None:
+        """lm-eval's ``--use_cache`` ignores model_args in its key: refused (see request_cache)."""
+        rcache.refuse_lm_eval_cache(cache_hook)
+        self.cache_hook = cache_hook
+
     @property
     def tokenizer_name(self) -> str:
         return str(self.preset.hub_id).replace("/", "__")
@@ -207,6 +237,7 @@ class LLaDAEvalModel(LM):
         entry["nfe"] += stats.nfe
         entry["seconds"] += stats.seconds
         entry["generated_tokens"] += stats.generated_tokens
+        entry["nonfinite"] += int(stats.nonfinite)
 
     def _progress(self, total: int, desc: str) -> tuple[tqdm, Any]:
         bar = tqdm(total=total, desc=desc, disable=self._rank != 0, unit="req", dynamic_ncols=True)

@@ -160,7 +160,8 @@ def load_llada(
                 f"{path}: key {key!r} has shape {tuple(tensor.shape)}, config.json implies "
                 f"{tuple(expected[key])}"
             )
-        state[key[len(KEY_PREFIX):]] = tensor.to(device=device, dtype=torch_dtype)
+        state[key[len(KEY_PREFIX):]] = _finite(tensor.to(device=device, dtype=torch_dtype),
+                                               tensor, key, path, torch_dtype)
     missing = sorted(set(expected) - {KEY_PREFIX + k for k in state})
     if missing:
         raise CheckpointError(
@@ -171,6 +172,23 @@ def load_llada(
     model.load_state_dict(state, assign=True, strict=True)
     model.eval().requires_grad_(False)
     return model, ckpt_dir
+
+
+def _finite(cast: torch.Tensor, original: torch.Tensor, key: str, path: Path,
+            dtype: torch.dtype) -> torch.Tensor:
+    """``cast`` when every value is finite; a weight with NaN/inf cannot give a valid score."""
+    if bool(torch.isfinite(cast).all()):
+        return cast
+    bad = int((~torch.isfinite(original)).sum())
+    if bad:
+        raise CheckpointError(
+            f"{path}: key {key!r} holds {bad} NaN or infinite value(s) of {original.numel()}; "
+            "the file is corrupt or was saved after training diverged: download it again or "
+            "use another checkpoint")
+    raise CheckpointError(
+        f"{path}: key {key!r} has values beyond the range of {str(dtype).removeprefix('torch.')} "
+        f"(largest magnitude {float(original.abs().max()):.3g}); load it in bfloat16 or float32 "
+        "(--dtype)")
 
 
 FULL_HASH_LIMIT = 256 * 2**20

@@ -6,6 +6,12 @@ It owns everything the lm-eval adapter used to do by hand: the settings of each 
 counting. Weights load lazily, on the first request that needs them, after the settings of
 every request in the call have been resolved, so invalid settings fail before anything loads.
 The lm-eval ``LM`` (:mod:`evalsuite.models.adapter`) is a thin layer over it.
+
+Reliability (:mod:`evalsuite.models.request_cache`, :mod:`evalsuite.models.faults`): with a
+request cache, answered requests are looked up first and the computed ones stored as they
+finish (a likelihood batch at a time; a generated row as soon as it is final), so a killed run
+resumes; a CUDA out-of-memory error halves the batch and retries; prompts longer than the
+window are cut from the left and counted; NaN/inf logits are flagged per request.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import torch
 
 from evalsuite.config import EstimatorConfig, SamplerConfig
 from evalsuite.errors import ConfigError
+from evalsuite.models import request_cache as rcache
+from evalsuite.models.faults import HalvingState, fit_to_window, halving_levels, map_halving
 from evalsuite.models.requests import (
     GenerationRequest,
     LikelihoodRequest,
@@ -47,6 +55,9 @@ class RequestStats:
     seconds: float
     """Wall time attributed to the request (its share of its batch)."""
     generated_tokens: int = 0
+    nonfinite: bool = False
+    """Some logits computed for the request were NaN or infinite: its answer is not
+    trustworthy."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,7 @@ class DiffusionEngine:
         use_task_settings: bool = True,
         device: torch.device | None = None,
         tokenizer_loader: Callable[[], Any] | None = None,
+        request_cache: rcache.RequestCache | None = None,
     ) -> None:
         self._loader = loader
         self._tokenizer_loader = tokenizer_loader
@@ -119,6 +131,11 @@ class DiffusionEngine:
         self.task_settings: dict[str, TaskSettings] = {}
         self._resolved: dict[tuple, tuple[Any, Provenance]] = {}
         self._warned: set[tuple[str | None, str]] = set()
+        self.request_cache = request_cache
+        self.halving = HalvingState()
+        self.truncated: dict[str, dict[str, int]] = {}
+        """Per task: requests whose prompt was cut to the window, and tokens cut."""
+        self._identity: dict[str, Any] | None = None
 
     # ----- loading -----------------------------------------------------------------------
     @property
@@ -147,6 +164,32 @@ class DiffusionEngine:
             if self._tokenizer is None:
                 return self.model.tokenizer
         return self._tokenizer
+
+    @property
+    def window(self) -> int:
+        """Tokens a request may span: ``min(max_length, the checkpoint's max_sequence_length)``."""
+        limit = getattr(getattr(self.model.network, "config", None), "max_sequence_length", None)
+        return self.max_length if limit is None else min(self.max_length, int(limit))
+
+    def identity(self) -> dict[str, Any]:
+        """What of the model can change an answer (part of every request-cache key)."""
+        if self._identity is None:
+            model = self.model
+            self._identity = rcache.model_identity(
+                model.checkpoint_dir, model.dtype, self.device, window=self.window,
+                reference_padding=bool(getattr(model.network, "reference_padding", False)))
+        return self._identity
+
+    def _note_truncation(self, task: str | None, dropped: int) -> None:
+        if dropped > 0:
+            entry = self.truncated.setdefault(task or "", {"requests": 0, "tokens": 0})
+            entry["requests"] += 1
+            entry["tokens"] += dropped
+
+    def _lookup(self, kind: str, requests: Sequence[Mapping[str, Any]],
+                settings: Sequence[Mapping[str, Any]], repeats: Sequence[int]) -> rcache.Lookup:
+        return rcache.Lookup.build(self.request_cache, kind, self.identity, requests, settings,
+                                   self.seed, repeats)
 
     # ----- settings ----------------------------------------------------------------------
     def settings(self, task: TaskInfo, gen_kwargs: Mapping[str, Any] | None = None
@@ -179,13 +222,15 @@ class DiffusionEngine:
         whole = self.encode(context + continuation)
         ctx = self.encode(context)
         cont = whole[len(ctx):]
+        where = f"task {req.task} doc {req.doc_id}"
         if not cont:
-            raise ConfigError(f"task {req.task} doc {req.doc_id}: the continuation "
-                              f"{req.continuation!r} has no tokens")
-        overflow = len(ctx) + len(cont) - self.max_length
-        if overflow > 0:
-            ctx = ctx[overflow:]
-        return ctx, cont
+            raise ConfigError(
+                f"{where}: the continuation {req.continuation!r} has no tokens (a zero-length "
+                "answer has no likelihood to estimate); fix the task's doc_to_choice / "
+                "doc_to_target so that every answer is non-empty")
+        fitted = fit_to_window(ctx, len(cont), self.window, where)
+        self._note_truncation(req.task, fitted.dropped)
+        return fitted.prompt, cont
 
     @staticmethod
     def _seed_parts(repeat: int) -> tuple[int, ...]:
@@ -212,33 +257,55 @@ class DiffusionEngine:
                       progress: Callable[[int, int], None] | None = None) -> list[LikelihoodOutput]:
         from evalsuite.diffusion.likelihood import estimate_loglikelihood
 
-        groups: dict[EstimatorConfig, list[int]] = defaultdict(list)
-        for i, req in enumerate(requests):
-            groups[req.config].append(i)
-        out: list[LikelihoodOutput | None] = [None] * len(requests)
         if not requests:
             return []
+        out: list[LikelihoodOutput | None] = [None] * len(requests)
+        lookup = self._lookup(
+            "loglikelihood", [{"context": r.context, "continuation": r.continuation}
+                              for r in requests],
+            [settings_record(r.config) for r in requests], [r.repeat for r in requests])
+        for i, answer in lookup.hits.items():
+            out[i] = LikelihoodOutput(
+                float(answer.value[0]), bool(answer.value[1]), self.likelihood_seed(requests[i]),
+                RequestStats(answer.nfe, answer.seconds, 0, answer.nonfinite))
+        if lookup.hits and progress:
+            progress(len(lookup.hits), 0)
+        groups: dict[EstimatorConfig, list[int]] = defaultdict(list)
+        for i in lookup.missing:
+            groups[requests[i].config].append(i)
+        if not groups:
+            return [o for o in out if o is not None]
         model = self.model
+        encoded = {i: self._split_encode(requests[i]) for i in lookup.missing}
         chunk_size = self.batch_size * 8
         for config, members in groups.items():
-            for start in range(0, len(members), chunk_size):
-                chunk = members[start:start + chunk_size]
-                t0 = time.perf_counter()
-                pairs, gens, seeds = [], [], []
-                for i in chunk:
-                    ctx, cont = self._split_encode(requests[i])
-                    pairs.append((torch.tensor(ctx), torch.tensor(cont)))
-                    seeds.append(self.likelihood_seed(requests[i]))
-                    gens.append(torch.Generator().manual_seed(seeds[-1]))
-                results = estimate_loglikelihood(model.network, pairs, config=config,
-                                                 mask_id=model.tokens.mask_id, generators=gens,
-                                                 max_rows=self.max_rows)
-                seconds = (time.perf_counter() - t0) / len(chunk)
-                for i, seed, res in zip(chunk, seeds, results):
-                    out[i] = LikelihoodOutput(res.value, bool(res.greedy), seed,
-                                              RequestStats(res.nfe, seconds))
+            t0 = [time.perf_counter()]
+
+            def run(chunk: Sequence[int], level: int,
+                    config: EstimatorConfig = config) -> list[Any]:
+                pairs = [(torch.tensor(encoded[i][0]), torch.tensor(encoded[i][1])) for i in chunk]
+                gens = [torch.Generator().manual_seed(self.likelihood_seed(requests[i]))
+                        for i in chunk]
+                return estimate_loglikelihood(model.network, pairs, config=config,
+                                              mask_id=model.tokens.mask_id, generators=gens,
+                                              max_rows=max(1, self.max_rows >> level))
+
+            def done(chunk: Sequence[int], results: Sequence[Any]) -> None:
+                seconds = (time.perf_counter() - t0[0]) / len(chunk)
+                stored = []
+                for i, res in zip(chunk, results):
+                    out[i] = LikelihoodOutput(res.value, bool(res.greedy),
+                                              self.likelihood_seed(requests[i]),
+                                              RequestStats(res.nfe, seconds, 0, res.nonfinite))
+                    stored.append((i, rcache.CachedAnswer([res.value, bool(res.greedy)], res.nfe,
+                                                          seconds, 0, res.nonfinite)))
+                lookup.store(stored)
                 if progress:
                     progress(len(chunk), sum(r.nfe for r in results))
+                t0[0] = time.perf_counter()
+
+            map_halving(members, chunk_size, run, done, self.halving,
+                        halving_levels(chunk_size, self.max_rows))
         return [o for o in out if o is not None]
 
     # ----- loglikelihood_rolling -------------------------------------------------------------
@@ -267,8 +334,9 @@ class DiffusionEngine:
                                              mask_id=model.tokens.mask_id, generators=gens,
                                              max_rows=self.max_rows)
             nfe = sum(r.nfe for r in results)
+            bad = any(r.nonfinite for r in results)
             outputs.append(RollingOutput(sum(r.value for r in results),
-                                         RequestStats(nfe, time.perf_counter() - t0)))
+                                         RequestStats(nfe, time.perf_counter() - t0, 0, bad)))
             if progress:
                 progress(1, nfe)
         return outputs
@@ -281,36 +349,79 @@ class DiffusionEngine:
         out: list[GenerationOutput | None] = [None] * len(requests)
         if not requests:
             return []
-        by_config: dict[SamplerConfig, list[int]] = defaultdict(list)
-        for i, req in enumerate(requests):
-            by_config[req.config].append(i)
-        for config in by_config:
+        for config in {r.config for r in requests}:
             if self.max_length - config.gen_length <= 0:
-                raise ConfigError(f"gen_length {config.gen_length} leaves no room for the prompt "
-                                  f"within max_length {self.max_length}")
-        self.model  # noqa: B018 - load the weights now that every setting is valid
+                raise ConfigError(
+                    f"gen_length {config.gen_length} leaves no room for the prompt within "
+                    f"max_length {self.max_length}; shorten --gen-length or raise max_length")
+        # early_exit is in the key although it changes no text: the stored forward passes
+        # (and exits) differ, and a cached answer carries the NFE it was computed with
+        lookup = self._lookup(
+            "generate_until", [{"context": r.context, "until": list(r.until)} for r in requests],
+            [settings_record(r.config) for r in requests], [r.repeat for r in requests])
+        for i, answer in lookup.hits.items():
+            out[i] = GenerationOutput(str(answer.value), self.generation_seed(requests[i]),
+                                      RequestStats(answer.nfe, answer.seconds,
+                                                   answer.generated_tokens, answer.nonfinite))
+        if lookup.hits and progress:
+            progress(len(lookup.hits), 0)
+        by_config: dict[SamplerConfig, list[int]] = defaultdict(list)
+        for i in lookup.missing:
+            by_config[requests[i].config].append(i)
+        if not by_config:
+            return [o for o in out if o is not None]
+        window = self.window  # loads the weights now that every setting is valid
         for config, members in by_config.items():
-            limit = self.max_length - config.gen_length
-            encoded = {i: self.encode(requests[i].context) for i in members}
+            encoded: dict[int, list[int]] = {}
+            for i in members:
+                fitted = fit_to_window(self.encode(requests[i].context), config.gen_length, window,
+                                       f"task {requests[i].task} doc {requests[i].doc_id}")
+                self._note_truncation(requests[i].task, fitted.dropped)
+                encoded[i] = fitted.prompt
             # length buckets stream through batch_size slots: a row that finishes, or exits
-            # early, hands its slot to the next request of the bucket
+            # early, hands its slot to the next request of the bucket; each finished row is
+            # stored in the request cache at once
             for bucket in length_buckets([len(encoded[i]) for i in members], self.batch_size):
                 chunk = [members[j] for j in bucket]
-                t0 = time.perf_counter()
-                seeds = [self.generation_seed(requests[i]) for i in chunk]
-                texts, nfes = self._generate_batch([encoded[i][-limit:] for i in chunk],
-                                                   [requests[i] for i in chunk], seeds, config)
-                seconds = (time.perf_counter() - t0) / len(chunk)
-                for i, seed, text, nfe in zip(chunk, seeds, texts, nfes):
-                    out[i] = GenerationOutput(text, seed, RequestStats(nfe, seconds, config.gen_length))
-                if progress:
-                    progress(len(chunk), sum(nfes))
+                seeds = {i: self.generation_seed(requests[i]) for i in chunk}
+                last = [time.perf_counter()]
+
+                def finished(i: int, text: str, nfe: int, bad: bool,
+                             config: SamplerConfig = config, seeds: dict[int, int] = seeds,
+                             last: list[float] = last) -> None:
+                    now = time.perf_counter()
+                    seconds, last[0] = now - last[0], now  # sums to the bucket's wall time
+                    stats = RequestStats(nfe, seconds, config.gen_length, bad)
+                    out[i] = GenerationOutput(text, seeds[i], stats)
+                    lookup.store([(i, rcache.CachedAnswer(text, nfe, seconds, config.gen_length,
+                                                          bad))])
+                    if progress:
+                        progress(1, nfe)
+
+                def run(_items: Sequence[Any], level: int, chunk: list[int] = chunk,
+                        encoded: dict[int, list[int]] = encoded, config: SamplerConfig = config,
+                        seeds: dict[int, int] = seeds, finished: Any = finished) -> list[None]:
+                    todo = [i for i in chunk if out[i] is None]  # a retry skips finished rows
+                    if todo:
+                        self._generate_batch(
+                            [encoded[i] for i in todo], [requests[i] for i in todo],
+                            [seeds[i] for i in todo], config,
+                            slots=max(1, self.batch_size >> level),
+                            on_finish=lambda j, text, nfe, bad: finished(todo[j], text, nfe, bad))
+                    return [None]
+
+                # the whole bucket is one item: an out-of-memory error halves the slots
+                map_halving([chunk], 1, run, lambda _items, _res: None, self.halving,
+                            halving_levels(self.batch_size))
         return [o for o in out if o is not None]
 
     def _generate_batch(self, prompts: list[list[int]], reqs: list[GenerationRequest],
-                        seeds: list[int], config: SamplerConfig) -> tuple[list[str], list[int]]:
-        """Texts and per-request forward passes (a CFG pair counts 2) for one length bucket,
-        ``batch_size`` rows at a time."""
+                        seeds: list[int], config: SamplerConfig, slots: int | None = None,
+                        on_finish: Callable[[int, str, int, bool], None] | None = None,
+                        ) -> tuple[list[str], list[int], list[bool]]:
+        """Texts, per-request forward passes (a CFG pair counts 2) and NaN/inf flags for one
+        length bucket, ``slots`` (default ``batch_size``) rows at a time; ``on_finish(row,
+        text, nfe, nonfinite)`` hears of each row as soon as it is final."""
         from evalsuite.diffusion.sampler import diffusion_generate
         from evalsuite.diffusion.stopping import StopRule
 
@@ -328,16 +439,26 @@ class DiffusionEngine:
         decode = functools.partial(self.tokenizer.decode, skip_special_tokens=True)
         # per request: stop at its first `until` string (decided on decoded text), EOS or EoT
         rules = [StopRule(stop_ids=frozenset(stops), until=r.until, decode=decode) for r in reqs]
+        per_pass = 2 if config.cfg_scale > 0 else 1
+        texts: list[str | None] = [None] * len(prompts)
+
+        def text_of(row: int, generated: list[int], exited: bool) -> str:
+            cut = stops | {tokens.mask_id} if exited else stops  # exited: the committed prefix
+            end = next((j for j, t in enumerate(generated) if t in cut), len(generated))
+            return truncate_stop(decode(generated[:end]), reqs[row].until)
+
+        def row_done(row: int, row_tokens: torch.Tensor, nfe: int, bad: bool, exited: bool) -> None:
+            texts[row] = text_of(row, row_tokens[width:].tolist(), exited)
+            if on_finish is not None:
+                on_finish(row, texts[row], nfe * per_pass, bad)
+
         result = diffusion_generate(
             model.network, ids.to(self.device),
             mask.to(self.device) if len(prompts) > 1 else None, config=config,
             mask_id=tokens.mask_id, eos_id=tokens.eos_id, eot_id=tokens.eot_id, generator=gens,
-            stop=rules, batch_size=self.batch_size,
+            stop=rules, batch_size=slots or self.batch_size, on_finish=row_done,
         )
-        texts = []
-        for row, req, exited in zip(result.generated.tolist(), reqs, result.exited):
-            cut = stops | {tokens.mask_id} if exited else stops  # exited: the committed prefix
-            end = next((j for j, t in enumerate(row) if t in cut), len(row))
-            texts.append(truncate_stop(decode(row[:end]), req.until))
-        per_pass = 2 if config.cfg_scale > 0 else 1
-        return texts, [n * per_pass for n in result.row_nfe]
+        final = [t if t is not None else text_of(row, generated, exited)
+                 for row, (t, generated, exited)
+                 in enumerate(zip(texts, result.generated.tolist(), result.exited))]
+        return final, [n * per_pass for n in result.row_nfe], list(result.nonfinite)

@@ -188,6 +188,7 @@ def _convert_sample(
         generated_tokens=stats.get("generated_tokens"),
         doc_hash=first.get("doc_hash"),
         prompt_hash=first.get("prompt_hash"),
+        nonfinite=int(stats.get("nonfinite") or 0),
         loglikelihoods=(
             _loglikelihoods(resps)
             if output_type in ("multiple_choice", "loglikelihood", "loglikelihood_rolling")

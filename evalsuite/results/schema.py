@@ -216,6 +216,8 @@ class SampleRecord:
     generated_tokens: int | None
     doc_hash: str | None = None
     prompt_hash: str | None = None
+    nonfinite: int = 0
+    """Requests of this document whose logits held NaN/inf: its scores are not trustworthy."""
     loglikelihoods: tuple[float, ...] | None = None
 
 
@@ -292,6 +294,7 @@ def sample_to_dict(s: SampleRecord) -> dict[str, Any]:
         "generated_tokens": s.generated_tokens,
         "doc_hash": s.doc_hash,
         "prompt_hash": s.prompt_hash,
+        **({"nonfinite": s.nonfinite} if s.nonfinite else {}),
     }
     if s.loglikelihoods is not None:  # optional: absent in older v1 files and generation tasks
         out["loglikelihoods"] = list(s.loglikelihoods)
@@ -398,6 +401,7 @@ def sample_from_dict(d: Any, where: str = "sample") -> SampleRecord:
         generated_tokens=_get(d, "generated_tokens", (int, type(None)), where),
         doc_hash=_get(d, "doc_hash", _OPT_STR, where),
         prompt_hash=_get(d, "prompt_hash", _OPT_STR, where),
+        nonfinite=int(d.get("nonfinite") or 0),
         loglikelihoods=lls,
     )
 

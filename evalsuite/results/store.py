@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from evalsuite import faultpoints
 from evalsuite.errors import ResultsError
 from evalsuite.results.convert import (
     RequestStats,
@@ -124,6 +125,7 @@ def write_run(root: Path, record: RunRecord, samples: Iterable[SampleRecord]) ->
     tmp.mkdir()
     try:
         _write_file(tmp / SAMPLES_FILE, samples_bytes)
+        faultpoints.reached("write_run")
         _write_file(tmp / RUN_FILE, json.dumps(body, indent=1, ensure_ascii=False).encode() + b"\n")
         _fsync_dir(tmp)
         try:

@@ -85,11 +85,26 @@ def _file(root: Path, *parts: str) -> Path:
 
 
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of a JSON-lines file; bad bytes or JSON name the file and the line."""
     opener: Callable[..., Any] = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
+    with opener(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ConfigError(
+                    f"{path}: line {number}, byte {exc.start + 1}: {raw[exc.start]:#04x} is not "
+                    "UTF-8; re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                ) from None
+            if not line.strip():
+                continue
+            try:
                 yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(
+                    f"{path}: line {number}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                    "fix or remove that line"
+                ) from None
 
 
 def _dataset_dict(splits: dict[str, list[dict[str, Any]]]) -> Any:

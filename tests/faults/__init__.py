@@ -1,0 +1,1 @@
+"""Fault injection: kills, numerical faults, out-of-memory, hostile and broken input."""
