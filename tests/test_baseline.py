@@ -89,7 +89,12 @@ def test_identity_mode_catches_a_modified_sample(fresh_run: Path, tmp_path: Path
     samples[gen] = dataclasses.replace(samples[gen], output=samples[gen].output + " (perturbed)")
     lls = samples[mc].loglikelihoods
     assert lls is not None
-    samples[mc] = dataclasses.replace(samples[mc], loglikelihoods=(lls[0] - 1e-3, *lls[1:]))
+    # lower the least likely choice (the prediction stays) by more than the tolerance
+    # (1e-4 + 1e-5 * |ll|): the score is unchanged, the log-likelihood is not
+    low = min(range(len(lls)), key=lambda j: lls[j])
+    moved = list(lls)
+    moved[low] -= 1e-2 + 1e-4 * abs(lls[low])
+    samples[mc] = dataclasses.replace(samples[mc], loglikelihoods=tuple(moved))
     record = dataclasses.replace(run.record, run_id=new_run_id(run.record.model.preset))
     perturbed = write_run(tmp_path, record, samples)
 
@@ -99,7 +104,7 @@ def test_identity_mode_catches_a_modified_sample(fresh_run: Path, tmp_path: Path
     assert "❌ outputs changed" in res.stdout
     g, m = samples[gen], samples[mc]
     assert f"{g.task} doc {g.doc_id} output" in res.stderr
-    assert f"{m.task} doc {m.doc_id} loglikelihood[0]" in res.stderr
+    assert f"{m.task} doc {m.doc_id} loglikelihood[{low}]" in res.stderr
 
 
 @pytest.mark.slow
