@@ -191,6 +191,23 @@ class DiffusionEngine:
         return rcache.Lookup.build(self.request_cache, kind, self.identity, requests, settings,
                                    self.seed, repeats)
 
+    def _cached(self, kind: str, requests: Sequence[Any], payloads: Sequence[Mapping[str, Any]],
+                out: list[Any], make: Callable[[int, Any], Any],
+                progress: Callable[[int, int], None] | None,
+                ) -> tuple[rcache.Lookup, dict[Any, list[int]]]:
+        """Fill ``out`` with the answers found in the request cache (built by ``make``) and
+        group the indices of the missing requests by their settings."""
+        lookup = self._lookup(kind, payloads, [settings_record(r.config) for r in requests],
+                              [r.repeat for r in requests])
+        for i, answer in lookup.hits.items():
+            out[i] = make(i, answer)
+        if lookup.hits and progress:
+            progress(len(lookup.hits), 0)
+        groups: dict[Any, list[int]] = defaultdict(list)
+        for i in lookup.missing:
+            groups[requests[i].config].append(i)
+        return lookup, groups
+
     # ----- settings ----------------------------------------------------------------------
     def settings(self, task: TaskInfo, gen_kwargs: Mapping[str, Any] | None = None
                  ) -> SamplerConfig | EstimatorConfig:
@@ -260,19 +277,12 @@ class DiffusionEngine:
         if not requests:
             return []
         out: list[LikelihoodOutput | None] = [None] * len(requests)
-        lookup = self._lookup(
-            "loglikelihood", [{"context": r.context, "continuation": r.continuation}
-                              for r in requests],
-            [settings_record(r.config) for r in requests], [r.repeat for r in requests])
-        for i, answer in lookup.hits.items():
-            out[i] = LikelihoodOutput(
+        lookup, groups = self._cached(
+            "loglikelihood", requests,
+            [{"context": r.context, "continuation": r.continuation} for r in requests],
+            out, lambda i, answer: LikelihoodOutput(
                 float(answer.value[0]), bool(answer.value[1]), self.likelihood_seed(requests[i]),
-                RequestStats(answer.nfe, answer.seconds, 0, answer.nonfinite))
-        if lookup.hits and progress:
-            progress(len(lookup.hits), 0)
-        groups: dict[EstimatorConfig, list[int]] = defaultdict(list)
-        for i in lookup.missing:
-            groups[requests[i].config].append(i)
+                RequestStats(answer.nfe, answer.seconds, 0, answer.nonfinite)), progress)
         if not groups:
             return [o for o in out if o is not None]
         model = self.model
@@ -356,18 +366,13 @@ class DiffusionEngine:
                     f"max_length {self.max_length}; shorten --gen-length or raise max_length")
         # early_exit is in the key although it changes no text: the stored forward passes
         # (and exits) differ, and a cached answer carries the NFE it was computed with
-        lookup = self._lookup(
-            "generate_until", [{"context": r.context, "until": list(r.until)} for r in requests],
-            [settings_record(r.config) for r in requests], [r.repeat for r in requests])
-        for i, answer in lookup.hits.items():
-            out[i] = GenerationOutput(str(answer.value), self.generation_seed(requests[i]),
-                                      RequestStats(answer.nfe, answer.seconds,
-                                                   answer.generated_tokens, answer.nonfinite))
-        if lookup.hits and progress:
-            progress(len(lookup.hits), 0)
-        by_config: dict[SamplerConfig, list[int]] = defaultdict(list)
-        for i in lookup.missing:
-            by_config[requests[i].config].append(i)
+        lookup, by_config = self._cached(
+            "generate_until", requests,
+            [{"context": r.context, "until": list(r.until)} for r in requests],
+            out, lambda i, answer: GenerationOutput(
+                str(answer.value), self.generation_seed(requests[i]),
+                RequestStats(answer.nfe, answer.seconds, answer.generated_tokens,
+                             answer.nonfinite)), progress)
         if not by_config:
             return [o for o in out if o is not None]
         window = self.window  # loads the weights now that every setting is valid

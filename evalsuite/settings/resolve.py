@@ -178,6 +178,17 @@ def _pick(layers: list[tuple[Source, Mapping[str, Any]]], knob: Knob, owner: Own
     return knob.defaults[owner], "default"
 
 
+def _pick_all(layers: list[tuple[Source, Mapping[str, Any]]],
+              owner: Owner) -> tuple[dict[str, Knob], dict[str, Any], dict[str, Source]]:
+    """Every knob of ``owner``: the value of the highest layer that sets it, and that layer."""
+    mine = knobs_of(owner)
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+    for name, knob in mine.items():
+        values[name], sources[name] = _pick(layers, knob, owner)
+    return mine, values, sources
+
+
 def _where(source: Source, key: str) -> str:
     """How the user sets ``key`` at the level that set it (for the fix in a message)."""
     if source == "cli":
@@ -187,11 +198,7 @@ def _where(source: Source, key: str) -> str:
 
 def _resolve_sampler(layers: list[tuple[Source, Mapping[str, Any]]], ignored: dict[str, Any],
                      fix_source: OverrideSource) -> tuple[SamplerConfig, Provenance]:
-    mine = knobs_of("sampler")
-    values: dict[str, Any] = {}
-    sources: dict[str, Source] = {}
-    for name, knob in mine.items():
-        values[name], sources[name] = _pick(layers, knob, "sampler")
+    mine, values, sources = _pick_all(layers, "sampler")
     notes: list[str] = []
     if sources["gen_length"] == "default":
         values["gen_length"] = DEFAULT_GEN_LENGTH
@@ -301,11 +308,7 @@ def _check_sampler(values: dict[str, Any], sources: dict[str, Source], fix: Over
 
 def _resolve_estimator(layers: list[tuple[Source, Mapping[str, Any]]],
                        fix: OverrideSource) -> tuple[EstimatorConfig, Provenance]:
-    mine = knobs_of("estimator")
-    values: dict[str, Any] = {}
-    sources: dict[str, Source] = {}
-    for name, knob in mine.items():
-        values[name], sources[name] = _pick(layers, knob, "estimator")
+    mine, values, sources = _pick_all(layers, "estimator")
     notes: list[str] = []
     for key in ("mc_num", "mc_batch_size"):
         value = values[key]
