@@ -47,7 +47,7 @@ def test_committed_data_is_what_the_seeded_generator_writes(data):
 
 def test_heldout_couplets_never_appear_in_sft_in_either_direction(data):
     assert len(data.heldout) == round(0.2 * len(data.poems)) == 94
-    sft_text = "\n".join(p + a for p, a in corpus.sft_examples(data.poems, data.heldout, data.arith_train))
+    sft_text = "\n".join(p + a for p, a in corpus.sft_examples(data.poems, data.heldout, data.arith_train, data.sums_train))
     for i in data.heldout:
         poem = data.poems[i]
         assert poem["first"] not in sft_text and poem["second"] not in sft_text
@@ -120,14 +120,47 @@ def test_diffusion_sft_loss_never_masks_the_prompt():
     from evalsuite.training.batches import SftBatch
 
     ids = torch.randint(2, 64, (4, 12), generator=torch.Generator().manual_seed(0))
-    batch = SftBatch(ids, torch.tensor([3, 5, 7, 9]), torch.tensor([2, 2, 2, 2]))
+    batch = SftBatch(ids, torch.tensor([3, 5, 7, 9]), torch.tensor([2, 2, 2, 2]),
+                     torch.tensor([5, 12, 9, 11]))
     gen = torch.Generator().manual_seed(1)
     for _ in range(20):
         train.diffusion_sft_loss(model, batch, vocab.mask, gen)
     for noisy in seen:
-        for row, start in enumerate(batch.prompt_len.tolist()):
+        for row, (start, stop) in enumerate(zip(batch.prompt_len.tolist(), batch.visible_len.tolist())):
             assert torch.equal(noisy[row, :start], ids[row, :start])
+            assert torch.equal(noisy[row, stop:], ids[row, stop:])  # beyond the visible part: never masked
     assert any((noisy == vocab.mask).any() for noisy in seen)
+
+
+def test_diffusion_sft_rows_attend_only_to_their_visible_part():
+    """The loss of a row does not depend on the tokens beyond its visible length (key padding)."""
+    vocab = train.Vocab(size=64, eos=0, mask=1)
+    cfg = train.TrainConfig(d_model=32, n_layers=1, n_heads=2, mlp_hidden_size=48)
+    model = train.build_model("llada", cfg, vocab)
+    from evalsuite.training.batches import SftBatch
+
+    ids = torch.randint(2, 64, (2, 12), generator=torch.Generator().manual_seed(0))
+    other = ids.clone()
+    other[:, 8:] = torch.randint(2, 64, (2, 4), generator=torch.Generator().manual_seed(5))
+    losses = [train.diffusion_sft_loss(model, SftBatch(x, torch.tensor([3, 4]), torch.tensor([2, 2]),
+                                                       torch.tensor([8, 6])),
+                                       vocab.mask, torch.Generator().manual_seed(2))
+              for x in (ids, other)]
+    assert losses[0].item() == pytest.approx(losses[1].item(), rel=1e-5)
+
+
+def test_sft_visible_lengths_cover_no_padding_to_all_padding():
+    from evalsuite.training.batches import sft_batches
+
+    examples = [([5, 6], [7]), ([5, 6, 8], [7, 9])]
+    batches = sft_batches(examples, eos=0, sft_len=10, batch_size=2, seed=0)
+    seen = set()
+    for _ in range(200):
+        b = next(batches)
+        full = b.prompt_len + b.answer_len - 1
+        assert bool(((b.visible_len >= full) & (b.visible_len <= 10)).all())
+        seen.update((b.visible_len - full).tolist())
+    assert 0 in seen and max(seen) >= 6
 
 
 @pytest.mark.parametrize("name", ["llada-tiny", "arm-tiny"])

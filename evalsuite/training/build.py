@@ -187,7 +187,7 @@ def build_stream(data: MiniatureData, tok: Any) -> Any:
         return list(tok.encode(text).ids)
 
     docs = corpus.pretraining_documents(data.poems, data.arith_train, data.sums_train)
-    sft = corpus.sft_examples(data.poems, data.heldout, data.arith_train)
+    sft = corpus.sft_examples(data.poems, data.heldout, data.arith_train, data.sums_train)
     return Stream([enc(d) for d in docs], [(enc(p), enc(a)) for p, a in sft])
 
 
@@ -236,10 +236,37 @@ def run(args: argparse.Namespace, log: Any = print) -> list[dict[str, Any]]:
         cfg = replace(cfg, pretrain_steps=min(cfg.pretrain_steps, args.steps),
                       sft_steps=max(0, args.steps - cfg.pretrain_steps))
     stream = build_stream(data, tok)
+    jobs = min(args.jobs, len(kinds))
     try:
-        return [train_one(k, cfg, vocab_of(tok), stream, tok_dir, out, log) for k in kinds]
+        if jobs <= 1:
+            return [train_one(k, cfg, vocab_of(tok), stream, tok_dir, out, log) for k in kinds]
+        return train_parallel(kinds, cfg, vocab_of(tok), stream, tok_dir, out, args.threads)
     finally:
         shutil.rmtree(tok_dir, ignore_errors=True)
+
+
+def _train_in_worker(kind: str, cfg: Any, vocab: Any, stream: Any, tok_dir: Path, out: Path,
+                     threads: int) -> dict[str, Any]:
+    """One model in a worker process: the same thread count and deterministic kernels as a
+    sequential run, so the loss values are identical either way."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    return train_one(kind, cfg, vocab, stream, tok_dir, out, lambda msg: print(msg, flush=True))
+
+
+def train_parallel(kinds: list[str], cfg: Any, vocab: Any, stream: Any, tok_dir: Path, out: Path,
+                   threads: int) -> list[dict[str, Any]]:
+    """Both models at once, one process each (a 2-core machine trains both in the time of one)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(kinds), mp_context=context) as pool:
+        futures = [pool.submit(_train_in_worker, k, cfg, vocab, stream, tok_dir, out, threads)
+                   for k in kinds]
+        return [f.result() for f in futures]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -254,6 +281,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (the committed logs used 1; more threads oversubscribe a "
                     "busy machine, and the loss values do not depend on it)")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                    help="models trained at once, one process each (default: 2 where the machine "
+                    "has 2 cores; the losses do not depend on it)")
     ap.add_argument("--steps", type=int, help="stop after this many steps (smoke runs only)")
     ap.add_argument("--force", action="store_true", help="replace corrupt existing checkpoints")
     return ap

@@ -8,8 +8,9 @@ files. Three kinds of text exist:
   sum facts of the sum-choice training split.
 * SFT examples (:func:`sft_examples`): (prompt, answer) pairs. The poem question format in
   both directions on the training couplets only (the reversal-curse protocol: a held-out
-  couplet is seen only forwards, in pre-training), and the arithmetic problems as
-  ``Question: ...\\nAnswer:`` -> solution.
+  couplet is seen only forwards, in pre-training), the arithmetic problems as
+  ``Question: ...\\nAnswer:`` -> solution, and the training sum facts in the sum-choice
+  layout.
 * Test documents: the held-out couplets, the arithmetic test split and the sum-choice test
   split, which the task YAMLs of ``tasks/llada_miniature`` read.
 """
@@ -148,9 +149,10 @@ def pretraining_documents(poems: list[dict[str, str]], arith_train: list[dict[st
 
 
 def sft_examples(poems: list[dict[str, str]], heldout: list[int],
-                 arith_train: list[dict[str, str]]) -> list[tuple[str, str]]:
+                 arith_train: list[dict[str, str]],
+                 sums_train: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """(prompt, answer) pairs: both poem directions on the training couplets, the arithmetic
-    problems. Held-out couplets never appear."""
+    problems, the training sum facts. Held-out couplets and test sums never appear."""
     skip = set(heldout)
     out: list[tuple[str, str]] = []
     for i, p in enumerate(poems):
@@ -159,4 +161,5 @@ def sft_examples(poems: list[dict[str, str]], heldout: list[int],
         out.append((FORWARD_PROMPT.format(**p), p["second"]))
         out.append((BACKWARD_PROMPT.format(**p), p["first"]))
     out += [(f"Question: {p['question']}\nAnswer:", " " + p["answer"]) for p in arith_train]
+    out += [sum_fact(d["a"], d["b"]) for d in sums_train]
     return out
