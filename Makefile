@@ -10,15 +10,18 @@ STAMP := $(VENV)/.installed
 MODEL ?=
 BATCH_SIZE ?= 8
 OUTPUT ?= results/runs
-# MODEL=llada-tiny (the single-model run CI gates against results/baselines/llada-tiny): two
-# paper tasks on the small data subsets in tests/fixtures/data and the miniature study's
-# arithmetic and sum-choice tasks, 8 documents each, with shortened diffusion settings. Any
-# other model runs every document with the task's official settings and the hub datasets,
-# unless TASKS / LIMIT / DATA_DIR / EVAL_ARGS say otherwise.
-ifeq ($(MODEL),llada-tiny)
+# MODEL=llada-tiny or MODEL=arm-tiny (the single-model runs CI gates against
+# results/baselines/<model>): two paper tasks on the small data subsets in tests/fixtures/data
+# (8 and 16 documents) and 64 documents of the miniature study's arithmetic and sum-choice
+# tasks, enough for the statistical gate to see a worse sampler; llada-tiny with shortened
+# diffusion settings. Any other model runs every document with the task's official settings
+# and the hub datasets, unless TASKS / LIMIT / DATA_DIR / EVAL_ARGS say otherwise.
+ifneq ($(filter $(MODEL),llada-tiny arm-tiny),)
 TASKS ?= gsm8k,piqa,llada_arith,llada_sum_choice
-LIMIT ?= 8
+LIMIT ?= 64
 DATA_DIR ?= tests/fixtures/data
+endif
+ifeq ($(MODEL),llada-tiny)
 EVAL_ARGS ?= --gen-length 32 --steps 16 --block-length 16 --mc-num 16
 endif
 TASKS ?= gsm8k,piqa,mmlu
