@@ -47,12 +47,12 @@ def test_results_do_not_depend_on_batch_size(task_manager):
 
 
 def test_stop_sequences_are_applied_after_decoding(task_manager):
-    lm = LLaDAEvalModel(pretrained="llada-tiny", device="cpu", batch_size=2, gen_length=16,
-                        steps=16, block_length=16)
+    lm = LLaDAEvalModel(pretrained="llada-tiny", device="cpu", batch_size=2, gen_length=32,
+                        steps=32, block_length=32)
     # the trained tiny model answers word problems in the "... = N ...\n#### N" layout
-    req = Instance("generate_until", {}, ("Question: hi\nAnswer:", {"until": ["####"]}), 0,
-                   ("t", 0, 1))
-    free = Instance("generate_until", {}, ("Question: hi\nAnswer:", {"until": []}), 0, ("t", 1, 1))
+    question = "Question: Mia has 12 pens. Mia gives away 4. How many pens are left?\nAnswer:"
+    req = Instance("generate_until", {}, (question, {"until": ["####"]}), 0, ("t", 0, 1))
+    free = Instance("generate_until", {}, (question, {"until": []}), 0, ("t", 1, 1))
     cut, full = lm.generate_until([req, free])
     assert "####" in full, "fixture assumption: the tiny model emits '####'"
     assert cut == full[: full.index("####")] and "####" not in cut

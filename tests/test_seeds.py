@@ -56,4 +56,4 @@ def test_lm_eval_repeats_give_distinct_samples(lm):
     for sample in out["samples"]["tiny_qa_repeat"]:
         (responses,) = sample["resps"]  # one Instance, answered 3 times
         assert len(responses) == 3 and len(set(responses)) == 3
-    assert lm.settings_used["tiny_qa_repeat"]["temperature"] == 1.0
+    assert lm.settings_used["tiny_qa_repeat"]["temperature"] == 2.0
