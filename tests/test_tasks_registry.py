@@ -97,3 +97,10 @@ def test_plain_lm_eval_task_manager_finds_the_suite() -> None:
 
     manager = TaskManager(include_path=str(REPO / "tasks"), include_defaults=False)
     assert set(SHORT_NAMES.values()) - {"llada_humaneval"} <= set(manager.all_tasks)
+
+
+def test_unknown_task_suggests_the_miniature_study_tasks():
+    with pytest.raises(UnknownNameError, match=r"did you mean 'llada_arith'") as info:
+        resolve_tasks(["llada_arth"], "base")
+    assert "llada_sum_choice" in str(info.value) and "llada_poem_backward_heldout" in str(info.value)
+    assert resolve_tasks(["llada_sum_choice"], "base") == ["llada_sum_choice"]

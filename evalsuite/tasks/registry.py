@@ -46,6 +46,7 @@ def tasks_dir() -> Path:
 
 
 TASKS_DIR: Final[Path] = tasks_dir()
+MINIATURE_DIR: Final = "llada_miniature"
 
 
 @lru_cache(maxsize=8)
@@ -87,6 +88,12 @@ def known_task_names() -> frozenset[str]:
     return _names_in(tasks_dir())
 
 
+def miniature_task_names() -> frozenset[str]:
+    """The miniature study's tasks (``tasks/llada_miniature``), offered next to the paper's."""
+    directory = tasks_dir() / MINIATURE_DIR
+    return _names_in(directory) if directory.is_dir() else frozenset()
+
+
 def _instruct_variant(name: str, known: frozenset[str]) -> str:
     """The instruct counterpart of a task or subtask name, or the name itself if none."""
     if name.endswith(_INSTRUCT_SUFFIX) or f"{_INSTRUCT_SUFFIX}_" in name:
@@ -124,7 +131,8 @@ def resolve_tasks(
                     f"set {TASKS_DIR_ENV} to the repository's tasks/ directory."
                 )
             top_level = {n for base in SHORT_NAMES.values() for n in (base, base + _INSTRUCT_SUFFIX)}
-            raise UnknownNameError(did_you_mean(name, set(SHORT_NAMES) | (top_level & known), "task"))
+            study = miniature_task_names()
+            raise UnknownNameError(did_you_mean(name, set(SHORT_NAMES) | (top_level & known) | study, "task"))
         if family == "instruct":
             full = _instruct_variant(full, known)
         if full not in resolved:
