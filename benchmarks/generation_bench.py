@@ -14,9 +14,11 @@ Networks (random weights, no download):
   *synthetic*: :class:`SyntheticStops` raises the EOS logit after a per-prompt answer length
   (derived from the prompt's tokens, so independent of batching). This measures what early
   exit does with GSM8K-like answer lengths; it is not a model's behaviour.
-- ``llada-tiny``: the bundled tiny model with its real BPE tokenizer, on GSM8K prompts built
-  from the fixture data with the task's stop strings; it emits whatever a random model emits,
-  so its early-exit savings are what they are (reported, not tuned).
+- ``llada-tiny``: the bundled tiny model trained in this repository, with its real BPE
+  tokenizer, on the miniature study's ``llada_arith`` prompts (2-shot, stop string
+  ``Question:``): its answers are solutions it generated itself, ending in ``#### N`` and EOS,
+  so its early-exit savings and the approximate modes' agreement are a trained model's
+  (reported, not tuned).
 
 Tokens/s counts ``gen_length`` tokens per request for every mode (the requested length, as
 Fast-dLLM reports it), so modes compare at the same work definition.
@@ -305,13 +307,15 @@ def compare_modes(model: torch.nn.Module, prompts: Sequence[torch.Tensor], confi
     return case
 
 
-def gsm8k_prompts(shots: int, count: int) -> list[str]:
-    """lm-eval's GSM8K prompt layout on the fixture data (``shots`` training examples)."""
-    data = ROOT / "tests" / "fixtures" / "data" / "gsm8k"
-    train = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
-    test = [json.loads(line) for line in (data / "test.jsonl").read_text().splitlines()]
-    context = "".join(f"Question: {d['question']}\nAnswer: {d['answer']}\n\n"
-                      for d in train[:shots])
+def arith_prompts(shots: int, count: int) -> list[str]:
+    """The miniature study's ``llada_arith`` prompts (its 2-shot layout on the committed
+    splits): in-distribution for the trained llada-tiny, so its answers are real solutions of
+    20-30 tokens that end in ``#### N`` and EOS, not the out-of-distribution GSM8K text it
+    answers with an immediate EOS."""
+    data = ROOT / "evalsuite" / "assets" / "miniature"
+    train = [json.loads(line) for line in (data / "arith_train.jsonl").read_text().splitlines()]
+    test = [json.loads(line) for line in (data / "arith_test.jsonl").read_text().splitlines()]
+    context = "".join(f"Question: {d['question']}\nAnswer: {d['answer']}\n\n" for d in train[:shots])
     return [context + f"Question: {d['question']}\nAnswer:" for d in test[:count]]
 
 
@@ -349,7 +353,7 @@ def _llada_tiny_case(quick: bool, log: Callable[[str], None]) -> dict:
 
     lm = load_model(str(LLADA_TINY_DIR), dtype="float32", device="cpu")
     tok = lm.tokenizer
-    texts = gsm8k_prompts(shots=1 if quick else 2, count=3 if quick else 8)
+    texts = arith_prompts(shots=2, count=3 if quick else 8)
     prompts = [torch.tensor(tok(t)["input_ids"]) for t in texts]
     stop_ids = frozenset(i for i in (lm.tokens.eos_id, lm.tokens.eot_id) if i is not None)
     decode = lambda ids: tok.decode(ids, skip_special_tokens=True)  # noqa: E731
@@ -360,7 +364,7 @@ def _llada_tiny_case(quick: bool, log: Callable[[str], None]) -> dict:
     ids = Ids(mask=lm.tokens.mask_id, eos=eos,
               pad=lm.tokens.pad_id if lm.tokens.pad_id is not None else max(eos, 0))
     return compare_modes(lm.network, prompts, config, [rule] * len(prompts),
-                         min(4, len(prompts)), "llada-tiny, GSM8K prompts (real tokenizer)",
+                         min(4, len(prompts)), "llada-tiny, llada_arith prompts (real tokenizer)",
                          ids, log)
 
 
