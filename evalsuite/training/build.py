@@ -102,6 +102,11 @@ def check_writable(directory: Path) -> None:
         ) from None
 
 
+def _corrupt(path: Path, directory: Path, exc: Exception) -> CheckpointError:
+    return CheckpointError(f"{path}: corrupt existing checkpoint file ({exc}); delete {directory} "
+                           "(or pass --force) and run make tiny-models again")
+
+
 def check_existing(directory: Path) -> None:
     """An existing checkpoint must be readable before it is replaced: a truncated or corrupt
     file means something else went wrong (raise CheckpointError naming the file)."""
@@ -114,20 +119,14 @@ def check_existing(directory: Path) -> None:
         try:
             json.loads(config.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CheckpointError(
-                f"{config}: corrupt existing checkpoint file ({exc}); delete {directory} "
-                "(or pass --force) and run make tiny-models again"
-            ) from None
+            raise _corrupt(config, directory, exc) from None
     for path in sorted(directory.glob("*.safetensors")):
         try:
             with safe_open(str(path), framework="pt") as handle:
                 for key in handle.keys():
                     handle.get_tensor(key)
         except Exception as exc:
-            raise CheckpointError(
-                f"{path}: corrupt existing checkpoint file ({exc}); delete {directory} "
-                "(or pass --force) and run make tiny-models again"
-            ) from None
+            raise _corrupt(path, directory, exc) from None
 
 
 def sha256(path: Path) -> str:
@@ -235,12 +234,11 @@ def run(args: argparse.Namespace, log: Any = print) -> list[dict[str, Any]]:
     if args.steps is not None:
         cfg = replace(cfg, pretrain_steps=min(cfg.pretrain_steps, args.steps),
                       sft_steps=max(0, args.steps - cfg.pretrain_steps))
-    stream = build_stream(data, tok)
-    jobs = min(args.jobs, len(kinds))
+    stream, vocab = build_stream(data, tok), vocab_of(tok)
     try:
-        if jobs <= 1:
-            return [train_one(k, cfg, vocab_of(tok), stream, tok_dir, out, log) for k in kinds]
-        return train_parallel(kinds, cfg, vocab_of(tok), stream, tok_dir, out, args.threads)
+        if min(args.jobs, len(kinds)) <= 1:
+            return [train_one(k, cfg, vocab, stream, tok_dir, out, log) for k in kinds]
+        return train_parallel(kinds, cfg, vocab, stream, tok_dir, out, args.threads)
     finally:
         shutil.rmtree(tok_dir, ignore_errors=True)
 
