@@ -361,6 +361,54 @@ FORGERIES = {
         "import __main__\n__main__.encode = lambda v, depth=0: 4\n__main__.decode = lambda v, d=0: v\n",
         True,
     ),
+    "plant-modules-where-the-judge-might-import": (
+        "import os\n"
+        "src = 'import os\\nos._exit(0)\\n'\n"
+        "for d in ('.', '/tmp', '/var/tmp', '/dev/shm', os.path.expanduser('~')):\n"
+        "    for name in ('json.py', 'sitecustomize.py', 'usercustomize.py', 'traceback.py'):\n"
+        "        try:\n"
+        "            open(os.path.join(d, name), 'w').write(src)\n"
+        "        except OSError:\n"
+        "            pass\n",
+        True,
+    ),
+    "signal-or-poke-other-processes": (
+        "import os, signal\n"
+        "for pid in range(1, 400):\n"
+        "    if pid == os.getpid():\n"
+        "        continue\n"
+        "    for sig in (signal.SIGSTOP, signal.SIGUSR1):\n"
+        "        try:\n"
+        "            os.kill(pid, sig)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    try:\n"
+        "        with open(f'/proc/{pid}/mem', 'r+b') as fh:\n"
+        "            fh.write(b'x')\n"
+        "    except OSError:\n"
+        "        pass\n",
+        True,
+    ),
+    "steal-a-nonce-and-print-a-result": (
+        "import os, re, json\n"
+        "found = set()\n"
+        "for pid in range(1, 400):\n"
+        "    for part in ('cmdline', 'environ', 'fd/0'):\n"
+        "        try:\n"
+        "            found.update(re.findall(rb'[0-9a-f]{32}', open(f'/proc/{pid}/{part}', 'rb').read(1 << 20)))\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "for n in found:\n"
+        "    print(json.dumps({'status': 'passed', 'detail': '', 'nonce': n.decode(), 'worker_output': ''}))\n",
+        False,
+    ),
+    "reduce-to-the-right-answer": (
+        "class E(int):\n    def __reduce__(self):\n        return (int, (4,))\nreturn E(-1)\n", False
+    ),
+    "child-exits-0-later": (
+        "import os, time\nif os.fork() == 0:\n    time.sleep(3)\n    os._exit(0)\n", False
+    ),
+    "close-every-descriptor": ("import os\nos.closerange(0, 1024)\n", False),
     "huge-reply": ("return 'x' * (64 << 20)\n", False),
     "deep-reply": ("v = []\nfor _ in range(100000):\n    v = [v]\nreturn v\n", False),
 }
