@@ -84,6 +84,20 @@ def _passes_in_identity_mode(res: subprocess.CompletedProcess[str]) -> None:
     assert len(rows) == 4 and all(" match | ✅ pass" in row for row in rows), res.stdout
 
 
+def _gate_fails_arith(baseline: Path, worse: Path, tmp_path: Path) -> str:
+    """Gate ``worse`` against ``baseline`` with identity mode off and setting changes allowed,
+    so only the paired test can fail it; returns llada_arith's row, which must be a
+    significant McNemar regression."""
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({**json.loads(POLICY.read_text()), "require_all_tasks": False}))
+    res = gate(baseline, worse, "--policy", str(policy), "--allow-setting-changes",
+               "--no-identity")
+    assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-2000:]
+    (row,) = [line for line in res.stdout.splitlines() if line.startswith("| llada_arith ")]
+    assert "mcnemar" in row and "❌ regression" in row and "significant" in row, row
+    return row
+
+
 @pytest.mark.slow
 def test_make_eval_passes_the_gate_against_the_committed_baseline(fresh_run: Path) -> None:
     _passes_in_identity_mode(gate(BASELINE, fresh_run, "--policy", str(POLICY)))
@@ -103,15 +117,24 @@ def test_statistical_gate_fails_a_worse_decoding_on_the_trained_arm(fresh_arm_ru
     off and the setting change allowed, so only the statistical test can fail the task."""
     worse = make_eval(tmp_path / "runs", "TASKS=llada_arith",
                       "EVAL_ARGS=--gen-kwargs do_sample=True,temperature=3.0", model="arm-tiny")
-    policy = tmp_path / "policy.json"
-    policy.write_text(json.dumps({**json.loads(POLICY.read_text()), "require_all_tasks": False}))
-    res = gate(fresh_arm_run, worse, "--policy", str(policy), "--allow-setting-changes",
-               "--no-identity")
-    assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-2000:]
-    (row,) = [line for line in res.stdout.splitlines() if line.startswith("| llada_arith ")]
-    assert "mcnemar" in row and "❌ regression" in row and "significant" in row, row
+    row = _gate_fails_arith(fresh_arm_run, worse, tmp_path)
     baseline_acc = float(row.split("|")[3])
     assert baseline_acc > 0.5, row  # a trained model: the gate has something to lose
+
+
+@pytest.mark.slow
+def test_statistical_gate_fails_a_worse_sampler_on_the_trained_llada(tmp_path: Path) -> None:
+    """Gumbel sampling at temperature 3 instead of greedy low-confidence remasking, on all 200
+    arithmetic problems: llada-tiny's strict-match accuracy (about 4.5%, the model is weak)
+    falls to about 0, and the paired test says so. llada-tiny is too weak for subtler
+    settings: one step for all 32 tokens, random remasking or temperature 1 move its accuracy
+    by a point or two, which the paired test rightly calls not significant on 200 problems."""
+    ci_args = "--gen-length 32 --steps 16 --block-length 16 --mc-num 16"
+    base = make_eval(tmp_path / "base", "TASKS=llada_arith", "LIMIT=")
+    worse = make_eval(tmp_path / "worse", "TASKS=llada_arith", "LIMIT=",
+                      f"EVAL_ARGS={ci_args} --temperature 3.0")
+    row = _gate_fails_arith(base, worse, tmp_path)
+    assert float(row.split("|")[3]) > 0.02, row  # something to lose: more than 4 problems right
 
 
 @pytest.mark.slow
