@@ -41,6 +41,7 @@ from evalsuite.diffusion.sampler import diffusion_generate, transfer_schedule
 from evalsuite.diffusion.stopping import StopRule, length_buckets
 from evalsuite.models.llada import LLaDAConfig, LLaDAModel
 from evalsuite.models.requests import truncate_stop
+from evalsuite.training.corpus import arith_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 MASK, EOS, PAD = 3, 1, 0
@@ -315,8 +316,8 @@ def arith_prompts(shots: int, count: int) -> list[str]:
     data = ROOT / "evalsuite" / "assets" / "miniature"
     train = [json.loads(line) for line in (data / "arith_train.jsonl").read_text().splitlines()]
     test = [json.loads(line) for line in (data / "arith_test.jsonl").read_text().splitlines()]
-    context = "".join(f"Question: {d['question']}\nAnswer: {d['answer']}\n\n" for d in train[:shots])
-    return [context + f"Question: {d['question']}\nAnswer:" for d in test[:count]]
+    context = "".join("".join(arith_pair(d)) + "\n\n" for d in train[:shots])
+    return [context + arith_pair(d)[0] for d in test[:count]]
 
 
 def run_generation_bench(quick: bool = False, log: Callable[[str], None] = say) -> dict:

@@ -262,9 +262,7 @@ def train_parallel(kinds: list[str], cfg: Any, vocab: Any, stream: Any, tok_dir:
     The first failure is raised at once and the other worker is stopped; its partial directory
     stays hidden, as after an interrupted run."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from concurrent.futures import FIRST_EXCEPTION, wait
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=len(kinds), mp_context=context) as pool:

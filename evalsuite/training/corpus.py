@@ -91,6 +91,12 @@ def arithmetic_splits(seed: int, n_train: int, n_test: int) -> tuple[list[Proble
     return train, test
 
 
+def arith_pair(problem: dict[str, str]) -> tuple[str, str]:
+    """Prompt and answer of a problem in ``llada_arith``'s layout: ``Question: ...\nAnswer:``
+    and ``" "`` + the worked solution (joined, the pre-training text of the problem)."""
+    return f"Question: {problem['question']}\nAnswer:", " " + problem["answer"]
+
+
 def sum_fact(a: int, b: int) -> tuple[str, str]:
     """Prompt and answer of the sum-choice format: ``Question: What is a + b?\\nAnswer:`` ``" s"``."""
     return f"Question: What is {a} + {b}?\nAnswer:", f" {a + b}"
@@ -143,7 +149,7 @@ def pretraining_documents(poems: list[dict[str, str]], arith_train: list[dict[st
     """Every couplet forwards (:data:`POEM_REPEATS` times), the arithmetic training problems,
     the training sum facts."""
     docs = [couplet_text(p) for p in poems] * POEM_REPEATS
-    docs += [f"Question: {p['question']}\nAnswer: {p['answer']}" for p in arith_train]
+    docs += ["".join(arith_pair(p)) for p in arith_train]
     docs += ["".join(sum_fact(d["a"], d["b"])) for d in sums_train]
     return docs
 
@@ -160,6 +166,6 @@ def sft_examples(poems: list[dict[str, str]], heldout: list[int],
             continue
         out.append((FORWARD_PROMPT.format(**p), p["second"]))
         out.append((BACKWARD_PROMPT.format(**p), p["first"]))
-    out += [(f"Question: {p['question']}\nAnswer:", " " + p["answer"]) for p in arith_train]
+    out += [arith_pair(p) for p in arith_train]
     out += [sum_fact(d["a"], d["b"]) for d in sums_train]
     return out
