@@ -409,6 +409,39 @@ FORGERIES = {
         "import os, time\nif os.fork() == 0:\n    time.sleep(3)\n    os._exit(0)\n", False
     ),
     "close-every-descriptor": ("import os\nos.closerange(0, 1024)\n", False),
+    "read-the-tests-and-answer-them": (
+        # the expected values, if the trusted tests could be read anywhere, would make a
+        # wrong program pass: search every process's cmdline, environ and descriptors, the
+        # writable directories and its own inherited descriptors for "f(x) == y"
+        "import os, re\n"
+        "blobs = []\n"
+        "def grab(path):\n"
+        "    try:\n"
+        "        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)\n"
+        "        blobs.append(os.read(fd, 1 << 16))\n"
+        "        os.close(fd)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "for pid in [d for d in os.listdir('/proc') if d.isdigit()]:\n"
+        "    for part in ('cmdline', 'environ'):\n"
+        "        grab(f'/proc/{pid}/{part}')\n"
+        "    for fd in range(0, 16):\n"
+        "        grab(f'/proc/{pid}/fd/{fd}')\n"
+        "for top in ('/tmp', '/var/tmp', '/dev/shm', os.getcwd()):\n"
+        "    for d, _, names in os.walk(top):\n"
+        "        for name in names:\n"
+        "            grab(os.path.join(d, name))\n"
+        "for fd in range(3, 64):\n"
+        "    try:\n"
+        "        os.set_blocking(fd, False)\n"
+        "        blobs.append(os.read(fd, 1 << 16))\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "found = {int(a): int(b) for blob in blobs\n"
+        "         for a, b in re.findall(rb'f\\((-?\\d+)\\) == (-?\\d+)', blob)}\n"
+        "return found.get(x, -1)\n",
+        False,
+    ),
     "huge-reply": ("return 'x' * (64 << 20)\n", False),
     "deep-reply": ("v = []\nfor _ in range(100000):\n    v = [v]\nreturn v\n", False),
 }
