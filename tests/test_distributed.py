@@ -43,3 +43,22 @@ def test_two_processes_match_one(tmp_path):
     assert set(mc1) == set(mc2) and len(mc1) == 6
     for doc, values in mc1.items():
         assert values == pytest.approx(mc2[doc], abs=1e-4)
+
+
+def test_the_process_group_is_destroyed_before_exit():
+    """The adapter leaves the gloo group it joined at exit (a group left to the interpreter's
+    teardown can abort a finished rank). An exit hook registered before the group exists runs
+    after the adapter's (exit hooks run last-in, first-out) and sees no group."""
+    script = (
+        "import atexit, torch.distributed as dist\n"
+        "atexit.register(lambda: print('group at exit:', dist.is_initialized(), flush=True))\n"
+        "from evalsuite.models.adapter import _init_distributed\n"
+        "rank, device = _init_distributed('cpu')\n"
+        "print('rank', rank, device, dist.get_world_size(), flush=True)\n"
+    )
+    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "rank 0 cpu 1" in proc.stdout and "group at exit: False" in proc.stdout, proc.stdout

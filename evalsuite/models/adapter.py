@@ -19,6 +19,7 @@ SQLite cache keyed on everything that can change them (resume after a kill); lm-
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from collections import defaultdict
@@ -78,7 +79,20 @@ def _init_distributed(device: str | None) -> tuple[int, torch.device]:
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        atexit.register(_leave_process_group)
     return dist.get_rank(), dev
+
+
+def _leave_process_group() -> None:
+    """Destroy the process group :func:`_init_distributed` created, at interpreter exit.
+
+    A group left to the interpreter's teardown can abort a finished rank ("terminate called
+    without an active exception", SIGABRT, seen under ``accelerate launch`` with gloo), which
+    fails the whole launch after every result was written."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 class LLaDAEvalModel(LM):
