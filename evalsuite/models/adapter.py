@@ -84,15 +84,23 @@ def _init_distributed(device: str | None) -> tuple[int, torch.device]:
 
 
 def _leave_process_group() -> None:
-    """Destroy the process group :func:`_init_distributed` created, at interpreter exit.
+    """Leave the process group :func:`_init_distributed` created, at interpreter exit.
 
-    A group left to the interpreter's teardown can abort a finished rank ("terminate called
-    without an active exception", SIGABRT, seen under ``accelerate launch`` with gloo), which
-    fails the whole launch after every result was written."""
+    First a barrier: after lm-eval's last ``gather_object`` a non-zero rank returns while rank
+    0 may still be receiving, and a rank that closes its connections then can abort ("terminate
+    called without an active exception", SIGABRT, seen under ``accelerate launch`` with gloo),
+    failing the launch after every result was written. Then the group is destroyed while the
+    interpreter is fully alive, not during its teardown. A peer that already died only makes
+    the barrier fail, which is logged."""
     import torch.distributed as dist
 
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    if not dist.is_initialized():
+        return
+    try:
+        dist.barrier()
+    except Exception as exc:  # noqa: BLE001 - leaving anyway
+        _log.warning("process group barrier at exit failed (%s); leaving the group anyway", exc)
+    dist.destroy_process_group()
 
 
 class LLaDAEvalModel(LM):
