@@ -174,6 +174,12 @@ def load_llada(
     return model, ckpt_dir
 
 
+def load_llada_network(ckpt_dir: Path, *, dtype: str | torch.dtype = "float32",
+                       device: str | torch.device = "cpu") -> LLaDAModel:
+    """The LLaDA family's ``load_network`` (:mod:`evalsuite.families`): a local directory."""
+    return load_llada(str(ckpt_dir), dtype=dtype, device=device)[0]
+
+
 def _finite(cast: torch.Tensor, original: torch.Tensor, key: str, path: Path,
             dtype: torch.dtype) -> torch.Tensor:
     """``cast`` when every value is finite; a weight with NaN/inf cannot give a valid score."""

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from evalsuite.models.checkpoint import load_llada, parse_dtype
-from evalsuite.models.llada import LLaDAModel
+from evalsuite.families import FamilySpec, detect_family, read_config
+from evalsuite.models.checkpoint import parse_dtype, resolve_checkpoint_dir
 from evalsuite.models.tokens import SpecialTokens, resolve_special_tokens
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
@@ -20,13 +20,16 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 class DiffusionLM:
     """A loaded masked diffusion LM: network, tokenizer and the ids the algorithms need."""
 
-    network: LLaDAModel
+    network: torch.nn.Module
+    """The family's network; its forward gives the official forward's raw logits."""
     tokenizer: Any | None
     tokens: SpecialTokens
     model_id: str
     checkpoint_dir: Path
     dtype: torch.dtype
     revision: str | None = None
+    family: FamilySpec | None = None
+    """The architecture recognised from ``config.json`` (:mod:`evalsuite.families`)."""
 
     @property
     def device(self) -> torch.device:
@@ -58,14 +61,18 @@ def load_model(
     device: str | torch.device | None = None,
     revision: str | None = None,
 ) -> DiffusionLM:
-    """Load an official LLaDA-family checkpoint (local directory or hub id).
+    """Load an official diffusion-LM checkpoint (local directory or hub id).
 
-    ``dtype``: float32, bfloat16 or float16. ``device``: defaults to CUDA when available.
-    Special ids come from ``config.json`` and the tokenizer (see :class:`SpecialTokens`).
+    The architecture is recognised from ``config.json`` (:func:`evalsuite.families.detect_family`;
+    an unknown ``model_type`` is refused with the supported ones). ``dtype``: float32, bfloat16
+    or float16. ``device``: defaults to CUDA when available. Special ids come from
+    ``config.json`` and the tokenizer (see :class:`SpecialTokens`).
     """
     device = device or default_device()
-    network, ckpt_dir = load_llada(path_or_hub_id, dtype=dtype, device=device, revision=revision)
+    ckpt_dir = resolve_checkpoint_dir(path_or_hub_id, revision)
+    family = detect_family(read_config(ckpt_dir), source=str(ckpt_dir / "config.json"))
+    network = family.resolve("load_network")(ckpt_dir, dtype=dtype, device=device)
     tokenizer = load_tokenizer(ckpt_dir)
     tokens = resolve_special_tokens(network.config, tokenizer)
     return DiffusionLM(network, tokenizer, tokens, path_or_hub_id, ckpt_dir,
-                       parse_dtype(dtype), revision)
+                       parse_dtype(dtype), revision, family)
