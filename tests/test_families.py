@@ -9,7 +9,7 @@ import pytest
 from evalsuite.errors import CheckpointError
 from evalsuite.families import FAMILIES, detect_family, read_config
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def test_llada_checkpoint_is_recognised() -> None:
