@@ -40,6 +40,13 @@ class FamilySpec:
     """One line for ``evalsuite models`` and error messages."""
     load_network: str
     """``module:function`` building the network: ``(ckpt_dir, *, dtype, device) -> nn.Module``."""
+    generate: str | None = None
+    """``module:function`` of the family's sampler, ``(network, input_ids, attention_mask, *,
+    tokens, generator, **settings) -> GenerationResult``; None: LLaDA's sampler
+    (:func:`evalsuite.api.generate` with LLaDA's settings)."""
+    loglikelihood: str | None = None
+    """``module:function`` of the family's likelihood, ``(network, prompt_ids, answer_ids, *,
+    tokens, **settings) -> LikelihoodResult``; None: LLaDA's Eq. 6 estimator."""
 
     def resolve(self, attribute: str) -> Callable[..., Any]:
         """Import and return the callable named by the ``module:function`` field ``attribute``."""
@@ -53,6 +60,20 @@ FAMILIES: tuple[FamilySpec, ...] = (
         model_types=frozenset({"llada"}),
         description="LLaDA 8B Base/Instruct, LLaDA 1.5, iLLaDA (ML-GSAI/LLaDA)",
         load_network="evalsuite.models.checkpoint:load_llada_network",
+    ),
+    FamilySpec(
+        name="llada_moe",
+        model_types=frozenset({"lladamoe", "llada_moe"}),
+        description="LLaDA-MoE 7B-A1B Base/Instruct (inclusionAI), LLaDA's sampler and Eq. 6",
+        load_network="evalsuite.families.llada_moe.checkpoint:load_llada_moe_network",
+    ),
+    FamilySpec(
+        name="llada2",
+        model_types=frozenset({"llada2_moe"}),
+        description="LLaDA2.0 mini/flash (inclusionAI): block diffusion, exact block KV cache",
+        load_network="evalsuite.families.llada2.checkpoint:load_llada2_network",
+        generate="evalsuite.families.llada2.generate:generate",
+        loglikelihood="evalsuite.families.llada2.likelihood:loglikelihood",
     ),
 )
 
@@ -79,6 +100,9 @@ def detect_family(raw_config: Mapping[str, Any], source: str = "config.json") ->
     model_type = raw_config.get("model_type")
     if model_type is None and "d_model" in raw_config:
         model_type = "llada"  # LLaDA configs written before model_type was required
+    if (isinstance(model_type, str) and model_type.lower() == "llada"
+            and "d_model" not in raw_config and "num_experts" in raw_config):
+        model_type = "lladamoe"  # dInfer's LLaDA-MoE copy reuses model_type "llada"
     if isinstance(model_type, str):
         for family in FAMILIES:
             if model_type.lower() in family.model_types:

@@ -1,0 +1,9 @@
+"""LLaDA-MoE (inclusionAI/LLaDA-MoE-7B-A1B-Base / -Instruct): an OLMoE-style bidirectional
+mixture-of-experts mask predictor.
+
+It is sampled and scored with LLaDA's algorithms unchanged (:mod:`evalsuite.diffusion.sampler`,
+:mod:`evalsuite.diffusion.likelihood`): the network has LLaDA's interface
+(``network(input_ids, attention_mask=None, positions=None)``, ``hidden_states``, ``head``,
+``reference_padding``). See ``network.py`` for the architecture and ``checkpoint.py`` for the
+official checkpoint layout.
+"""

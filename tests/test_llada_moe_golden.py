@@ -1,0 +1,146 @@
+"""LLaDA-MoE parity with the official code on tests/fixtures/golden/llada_moe (from
+shared/golden/llada_moe): logits, LLaDA's sampler token for token, Eq. 6 likelihood."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import evalsuite
+from evalsuite.errors import CheckpointError
+
+GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden" / "llada_moe"
+CKPT = GOLDEN / "tiny-llada-moe"
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def gold():
+    from safetensors.torch import load_file
+
+    return load_file(str(GOLDEN / "tiny-llada-moe-golden.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def meta():
+    return json.loads((GOLDEN / "tiny-llada-moe-golden.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def model():
+    return evalsuite.load_model(str(CKPT), device="cpu")
+
+
+def test_recognised_from_config_with_ids_from_the_checkpoint(model, meta):
+    assert model.family.name == "llada_moe"
+    assert model.tokens.mask_id == meta["mask_token_id"]
+    assert model.tokens.eos_id == meta["eos_token_id"]
+    assert model.tokens.pad_id == meta["pad_token_id"]
+
+
+def test_logits_match_official(model, gold):
+    with torch.no_grad():
+        logits = model.network(gold["logits.input_ids"])
+    assert (logits - gold["logits.logits"]).abs().max().item() <= TOL
+
+
+def test_padding_official_mode_ignores_mask_default_honours_it(model, gold):
+    ids, mask = gold["logits.input_ids"], gold["logits_padded.attention_mask"]
+    net = model.network
+    with torch.no_grad():
+        net.reference_padding = True
+        try:
+            official = net(ids, attention_mask=mask)
+        finally:
+            net.reference_padding = False
+        masked = net(ids, attention_mask=mask)
+        assert (official - gold["logits.logits"]).abs().max().item() <= TOL
+        assert (masked - gold["logits_padded_dllm_variant.logits"]).abs().max().item() <= TOL
+        for row in range(ids.shape[0]):  # masked rows equal their solo runs
+            keep = mask[row].bool()
+            alone = net(ids[row:row + 1, keep])
+            assert (masked[row, keep] - alone[0]).abs().max().item() <= TOL
+    assert (masked - official).abs().max().item() > 0.1  # the mask matters
+
+
+@pytest.mark.parametrize("case", [0, 1, 2, 3])
+def test_generation_matches_official(model, gold, meta, case):
+    s = meta["generation"][case]
+    prompt = gold[f"gen{case}.prompt"]
+    mask = torch.ones_like(prompt) if s["cfg_scale"] > 0 else None  # as generate.py needs
+    out = evalsuite.generate(model, prompt, mask, steps=s["steps"], gen_length=s["gen_length"],
+                             block_length=s["block_length"], cfg_scale=s["cfg_scale"],
+                             temperature=s["temperature"], remasking=s["remasking"])
+    assert torch.equal(out.tokens, gold[f"gen{case}.output"])
+    assert bool((out.generated == meta["mask_token_id"]).any()) == s["output_contains_mask_id"]
+
+
+def test_batch_official_with_reference_padding_and_masked_by_default(model, gold, meta):
+    s = meta["generation"][4]
+    prompts, mask = gold["genbatch.prompt"], gold["genbatch.attention_mask"]
+    settings = dict(steps=s["steps"], gen_length=s["gen_length"], block_length=s["block_length"])
+    model.network.reference_padding = True
+    try:
+        official = evalsuite.generate(model, prompts, mask, **settings)
+    finally:
+        model.network.reference_padding = False
+    assert torch.equal(official.tokens, gold["genbatch.output_official"])
+    masked = evalsuite.generate(model, prompts, mask, **settings)
+    assert torch.equal(masked.tokens, gold["genbatch.output_dllm_masked"])
+    for row in range(prompts.shape[0]):
+        alone = evalsuite.generate(model, prompts[row:row + 1, mask[row].bool()], **settings)
+        assert torch.equal(alone.generated[0], masked.generated[row])
+
+
+@pytest.mark.parametrize("case", [0, 1, 2])
+def test_likelihood_exact_enumeration_equals_golden_bound(model, gold, meta, case):
+    want = meta["likelihood"][case]["exact_elbo"]
+    res = evalsuite.loglikelihood(model, gold[f"ll{case}.prompt"], gold[f"ll{case}.answer"],
+                                  mc_num=128, seed=0)
+    assert res.exact
+    assert abs(res.value - want) <= 1e-4 * abs(want)
+
+
+@pytest.mark.parametrize("case", [1, 2])
+def test_likelihood_monte_carlo_mean_within_three_standard_errors(model, gold, meta, case):
+    want = meta["likelihood"][case]["exact_elbo"]
+    runs = [evalsuite.loglikelihood(model, gold[f"ll{case}.prompt"], gold[f"ll{case}.answer"],
+                                    mc_num=4, batch_size=4, seed=s, estimator="stratified").value
+            for s in range(40)]
+    mean = sum(runs) / len(runs)
+    sd = math.sqrt(sum((r - mean) ** 2 for r in runs) / (len(runs) - 1))
+    assert sd > 0  # really Monte Carlo
+    assert abs(mean - want) <= 3 * sd / math.sqrt(len(runs))
+
+
+def _copy_checkpoint(tmp_path: Path) -> Path:
+    target = tmp_path / "ckpt"
+    shutil.copytree(CKPT, target)
+    return target
+
+
+def _edit_config(ckpt: Path, **changes) -> None:
+    raw = json.loads((ckpt / "config.json").read_text())
+    raw.update(changes)
+    (ckpt / "config.json").write_text(json.dumps(raw))
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"num_experts": 5}, "num_experts"),
+    ({"num_experts": 3}, "num_experts"),
+    ({"expert_intermediate_size": 16}, "expert_intermediate_size"),
+    ({"moe_layer_freq": [0, 1]}, "moe_layer_freq"),
+    ({"moe_router_enable_expert_bias": True}, "moe_router_enable_expert_bias"),
+    ({"moe_router_score_function": "sparsemixer"}, "moe_router_score_function"),
+    ({"num_experts_per_tok": 9}, "num_experts_per_tok"),
+])
+def test_mismatched_expert_config_is_refused_naming_the_key(tmp_path, changes, needle):
+    ckpt = _copy_checkpoint(tmp_path)
+    _edit_config(ckpt, **changes)
+    with pytest.raises(CheckpointError, match=needle):
+        evalsuite.load_model(str(ckpt), device="cpu")
