@@ -1,0 +1,257 @@
+"""LLaDA2 block-diffusion generation, token for token the official ``generate`` (greedy
+variant), with an exact block-level KV cache.
+
+Official algorithm (``LLaDA2MoeModelLM.generate``; golden/llada2/README.md): the sequence is
+the prompt followed by mask ids up to a whole number of blocks of ``block_length`` counted from
+position 0; blocks are filled left to right from the one holding the first generated position;
+the network sees the sequence up to the end of the current block under the block-causal mask
+(causal across blocks, bidirectional inside one). Per step, with ``k = schedule[step]``
+(``block_length // steps``, the first ``block_length % steps`` steps one more; ``steps`` capped
+at ``gen_length // minimal_topk``): predict every position of the block, confidence = the
+probability of the prediction on still-masked positions; when at least ``k`` confidences are
+above ``threshold`` commit all of those, else the ``min(k, masked)`` most confident. A block ends
+when no mask is left or its steps are spent; generation stops after a block when an EOS is in
+the generated part; the answer is cut after its first EOS.
+
+Differences on purpose (documented):
+
+* temperature 0 takes the argmax; the hub code samples with ``torch.multinomial`` even then
+  (its outputs differ between seeds). The golden ``output_greedy`` cases come from the argmax.
+* ``.tokens`` is ``[B, P + gen_length]``: the prompt as given, then the answer; positions after
+  the answer's first EOS are filled with EOS (the official return stops there, including the
+  EOS). The official ``eos_early_stop`` return includes the prompt; here it only stops a row
+  (which every row does once its answer up to the first EOS is committed: exact, since
+  committed tokens never change and later blocks cannot reach back).
+* Batches: each row keeps its own block grid counted from its own position 0 (rows are
+  re-aligned to a common grid by a left offset of whole blocks, with key padding and per-row
+  positions), so a padded batch gives each row its solo tokens.
+
+KV cache (``cache=True``, the default): under the block-causal mask the keys and values of a
+finished block never change, so the prompt's complete blocks and every finished block are run
+once (folded into the first step of the next block) and each step runs only the current block
+against the cached keys/values. ``cache=False`` is the official full recompute of
+``x[:, :block_end]`` at every step (reference mode). Both give the same logits up to float
+rounding and the same tokens (tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from evalsuite.diffusion.sampler import GenerationResult
+from evalsuite.errors import ConfigError
+from evalsuite.families.common import additive_bias
+from evalsuite.families.llada2.network import KVCache, LLaDA2Model, layout_allowed
+from evalsuite.families.llada2.settings import LLaDA2Settings
+from evalsuite.models.tokens import SpecialTokens
+
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def transfer_schedule(block_length: int, steps: int) -> list[int]:
+    """Tokens to commit per step of a block (official ``_get_num_transfer_tokens``)."""
+    base, rem = divmod(block_length, steps)
+    return [base + (1 if i < rem else 0) for i in range(steps)]
+
+
+def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """Official top-k then top-p filtering (-inf outside), over the last dimension."""
+    if top_k:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        ordered, order = torch.sort(logits, descending=True, dim=-1)
+        cum = torch.cumsum(F.softmax(ordered, dim=-1), dim=-1)
+        drop = cum > top_p
+        drop[..., 1:] = drop[..., :-1].clone()
+        drop[..., 0] = False
+        logits = logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop),
+                                    float("-inf"))
+    return logits
+
+
+def choose_tokens(logits: torch.Tensor, settings: LLaDA2Settings, generator: Generators
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predictions ``[B, L]`` and their probabilities (the confidences) from ``[B, L, V]``."""
+    logits = logits.float()
+    t = settings.temperature
+    if t > 0 and t != 1.0:
+        logits = logits / t
+    probs = F.softmax(filter_logits(logits, settings.top_k, settings.top_p), dim=-1)
+    if t == 0:
+        x0 = probs.argmax(dim=-1)
+    elif generator is None or isinstance(generator, torch.Generator):
+        b, n, v = probs.shape
+        x0 = torch.multinomial(probs.reshape(-1, v), 1, generator=generator).view(b, n)
+    else:
+        x0 = torch.stack([torch.multinomial(p, 1, generator=g)[:, 0]
+                          for p, g in zip(probs, generator)])
+    return x0, probs.gather(-1, x0[..., None])[..., 0]
+
+
+def select_transfer(conf: torch.Tensor, active: torch.Tensor, k: int, threshold: float
+                    ) -> torch.Tensor:
+    """``[B, L]`` positions to commit: all above ``threshold`` when there are at least ``k``,
+    else the ``min(k, masked)`` most confident (ties to the leftmost)."""
+    conf = conf.masked_fill(~active, float("-inf"))
+    high = conf > threshold
+    enough = high.sum(dim=1) >= k
+    order = torch.sort(conf, dim=1, descending=True, stable=True).indices
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(conf.shape[1], device=conf.device).expand_as(order))
+    top = (ranks < k) & active
+    return torch.where(enough[:, None], high, top) & active
+
+
+class _Layout:
+    """Rows re-aligned so that every row's own block grid is the batch's grid."""
+
+    def __init__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                 s: LLaDA2Settings, mask_id: int, pad_id: int) -> None:
+        device = input_ids.device
+        b, p = input_ids.shape
+        keep = (torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None
+                else attention_mask.to(device=device, dtype=torch.bool))
+        lengths = keep.sum(dim=1).tolist()
+        bl = s.block_length
+        blocks = [-(-(n + s.gen_length) // bl) for n in lengths]
+        self.blocks = max(blocks)
+        width = self.blocks * bl
+        self.offset = [(self.blocks - nb) * bl for nb in blocks]
+        self.start = [o + n for o, n in zip(self.offset, lengths)]
+        self.x = torch.full((b, width), mask_id, dtype=torch.long, device=device)
+        cols = torch.arange(width, device=device)
+        off = torch.tensor(self.offset, device=device)
+        self.valid = cols[None, :] >= off[:, None]
+        self.x[~self.valid] = pad_id
+        for r in range(b):
+            self.x[r, self.offset[r]:self.start[r]] = input_ids[r][keep[r]]
+        self.positions = (cols[None, :] - off[:, None]).clamp_min(0)
+        self.first_block = min(st // bl for st in self.start)
+
+
+def _bias(layout: _Layout, q_lo: int, q_hi: int, k_hi: int, bl: int,
+          dtype: torch.dtype) -> torch.Tensor | None:
+    """Additive bias for queries ``q_lo..q_hi-1`` over keys ``0..k_hi-1``."""
+    device = layout.x.device
+    q = torch.arange(q_lo, q_hi, device=device)
+    k = torch.arange(k_hi, device=device)
+    allowed = layout_allowed("block_causal", q, k, bl)[None, None] \
+        & layout.valid[:, None, None, :k_hi]
+    if bool(allowed.all()):
+        return None
+    return additive_bias(allowed, dtype)
+
+
+def _block_logits(network: LLaDA2Model, layout: _Layout, block: int, bl: int,
+                  cache: KVCache | None) -> torch.Tensor:
+    """Logits ``[B, bl, V]`` of block ``block`` (cached or full recompute)."""
+    lo, hi = block * bl, (block + 1) * bl
+    x = layout.x
+    if cache is None:  # official: recompute x[:, :hi] under the block-causal mask
+        bias = _bias(layout, 0, hi, hi, bl, network.dtype)
+        hidden, _ = network.extend(x[:, :hi], layout.positions[:, :hi], bias)
+        return network.head(hidden[:, lo:])
+    c0 = cache.length
+    bias = _bias(layout, c0, hi, hi, bl, network.dtype)
+    hidden, new = network.extend(x[:, c0:hi], layout.positions[:, c0:hi], bias, cache)
+    if c0 < lo:  # finished blocks (or the prompt's) join the cache, computed this once
+        cache.append([(k[:, :, :lo - c0], v[:, :, :lo - c0]) for k, v in new])
+    return network.head(hidden[:, lo - c0:])
+
+
+def _answers(layout: _Layout, input_ids: torch.Tensor, s: LLaDA2Settings,
+             eos_id: int | None) -> torch.Tensor:
+    """``[B, P + gen_length]``: the prompt as given, the answer cut after its first EOS."""
+    rows = []
+    for r, st in enumerate(layout.start):
+        ans = layout.x[r, st:st + s.gen_length].clone()
+        if eos_id is not None:
+            hits = (ans == eos_id).nonzero()
+            if hits.numel():
+                ans[int(hits[0, 0]) + 1:] = eos_id
+        rows.append(ans)
+    return torch.cat([input_ids, torch.stack(rows)], dim=1)
+
+
+def _decided(layout: _Layout, r: int, s: LLaDA2Settings, mask_id: int,
+             eos_id: int | None) -> bool:
+    """Is row r's answer final: committed up to its first EOS (or entirely)?"""
+    ans = layout.x[r, layout.start[r]:layout.start[r] + s.gen_length].tolist()
+    cut = ans.index(eos_id) if eos_id is not None and eos_id in ans else len(ans)
+    return mask_id not in ans[:cut]
+
+
+@torch.no_grad()
+def block_diffusion_generate(network: LLaDA2Model, input_ids: torch.Tensor,
+                             attention_mask: torch.Tensor | None = None, *,
+                             settings: LLaDA2Settings, mask_id: int, eos_id: int | None,
+                             pad_id: int | None = None, generator: Generators = None
+                             ) -> GenerationResult:
+    """Generate ``settings.gen_length`` tokens after each (padded) prompt of ``input_ids``."""
+    if input_ids.dim() == 1:
+        input_ids = input_ids[None]
+    n = int(input_ids.shape[0])
+    if generator is not None and not isinstance(generator, torch.Generator) \
+            and len(generator) != n:
+        raise ValueError(f"{len(generator)} generators for a batch of {n} rows")
+    s, bl = settings, settings.block_length
+    pad = pad_id if pad_id is not None else (eos_id if eos_id is not None else mask_id)
+    layout = _Layout(input_ids, attention_mask, s, mask_id, pad)
+    schedule = transfer_schedule(bl, s.effective_steps)
+    alive = [True] * n
+    row_nfe, nonfinite = [0] * n, [False] * n
+    cache = KVCache() if s.cache else None
+    nfe = 0
+    for block in range(layout.first_block, layout.blocks):
+        lo, hi = block * bl, (block + 1) * bl
+        live = torch.tensor(alive, device=layout.x.device)
+        for step in range(s.effective_steps):
+            active = (layout.x[:, lo:hi] == mask_id) & live[:, None]
+            if not bool(active.any()):
+                break
+            logits = _block_logits(network, layout, block, bl, cache)
+            nfe += 1
+            bad = (~torch.isfinite(logits)).flatten(1).any(dim=1).tolist()
+            for r in range(n):
+                if alive[r]:
+                    row_nfe[r] += 1
+                    nonfinite[r] = nonfinite[r] or bad[r]
+            x0, conf = choose_tokens(logits, s, generator)
+            commit = select_transfer(conf, active, schedule[step], s.threshold)
+            layout.x[:, lo:hi] = torch.where(commit, x0, layout.x[:, lo:hi])
+            for r in range(n):
+                if alive[r] and _decided(layout, r, s, mask_id, eos_id):
+                    alive[r] = False
+            live = torch.tensor(alive, device=layout.x.device)
+        for r in range(n):  # official: stop after a block with an EOS in the generated part
+            if alive[r] and eos_id is not None and \
+                    bool((layout.x[r, layout.start[r]:hi] == eos_id).any()):
+                alive[r] = False
+        if not any(alive):
+            break
+    exited = tuple(bool((layout.x[r, layout.start[r]:] == mask_id).any()) for r in range(n))
+    return GenerationResult(tokens=_answers(layout, input_ids, s, eos_id), nfe=nfe,
+                            prompt_length=int(input_ids.shape[1]), nonfinite=tuple(nonfinite),
+                            row_nfe=tuple(row_nfe), exited=exited)
+
+
+def generate(network: LLaDA2Model, input_ids: torch.Tensor,
+             attention_mask: torch.Tensor | None = None, *, tokens: SpecialTokens,
+             generator: Generators = None, **settings: Any) -> GenerationResult:
+    """The LLaDA2 family's ``generate`` (:mod:`evalsuite.families`): official setting names
+    (``gen_length``, ``block_length``, ``steps`` per block, ``threshold``, ``minimal_topk``,
+    ``eos_early_stop``, ``temperature``, ``top_k``, ``top_p``) plus ``cache``."""
+    if not isinstance(network, LLaDA2Model):
+        raise ConfigError(f"LLaDA2 generation needs a LLaDA2 network, got "
+                          f"{type(network).__name__}")
+    s = LLaDA2Settings.from_kwargs(settings)
+    return block_diffusion_generate(network, input_ids.to(network.device),
+                                    None if attention_mask is None
+                                    else attention_mask.to(network.device),
+                                    settings=s, mask_id=tokens.mask_id, eos_id=tokens.eos_id,
+                                    pad_id=tokens.pad_id, generator=generator)

@@ -1,0 +1,249 @@
+"""LLaDA2 parity with the official code on tests/fixtures/golden/llada2 (from
+shared/golden/llada2): logits under every official mask kind, greedy block diffusion token for
+token with and without the exact block KV cache, padded batches, the block-diffusion likelihood
+against brute-force enumeration, and bad input."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import evalsuite
+from evalsuite.errors import CheckpointError, ConfigError
+from evalsuite.families.llada2.generate import block_diffusion_generate
+from evalsuite.families.llada2.settings import LLaDA2Settings
+
+GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden" / "llada2"
+CKPT = GOLDEN / "tiny-llada2"
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def gold():
+    from safetensors.torch import load_file
+
+    return load_file(str(GOLDEN / "tiny-llada2-golden.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def meta():
+    return json.loads((GOLDEN / "tiny-llada2-golden.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def model():
+    return evalsuite.load_model(str(CKPT), device="cpu")
+
+
+def _settings(case: dict, **extra) -> dict:
+    return dict(gen_length=case["gen_length"], block_length=case["block_length"],
+                steps=case["steps"],
+                # the official 2.0 (never confident enough) is 1.0 here: the same pure schedule
+                threshold=min(case["threshold"], 1.0), minimal_topk=case.get("minimal_topk", 1),
+                eos_early_stop=case.get("eos_early_stop", False), **extra)
+
+
+def test_recognised_with_special_ids_from_the_checkpoint(model, meta):
+    assert model.family.name == "llada2"
+    assert (model.tokens.mask_id, model.tokens.eos_id, model.tokens.pad_id) == (
+        meta["mask_token_id"], meta["eos_token_id"], meta["pad_token_id"])
+
+
+def test_logits_for_every_official_mask_kind(model, gold):
+    net, ids = model.network, gold["logits.input_ids"]
+    with torch.no_grad():
+        full = net.official_forward(ids)
+        block = net.official_forward(ids, gold["logits_block8.attention_mask_bf16"])
+        two_d = net.official_forward(ids, gold["logits_2d.attention_mask"])
+        layout = net(ids, layout="block_causal", block_length=8)
+    assert (full - gold["logits.logits"]).abs().max().item() <= TOL
+    assert (block - gold["logits_block8.logits"]).abs().max().item() <= TOL
+    assert (layout - gold["logits_block8.logits"]).abs().max().item() <= TOL
+    assert (two_d - gold["logits_2d.logits"]).abs().max().item() <= TOL
+    assert (full - block).abs().max().item() > 0.1  # the layouts really differ
+
+
+@pytest.mark.parametrize("cache", [True, False])
+@pytest.mark.parametrize("case", range(6))
+def test_greedy_generation_matches_official(model, gold, meta, case, cache):
+    c = meta["generation"][case]
+    out = evalsuite.generate(model, gold[f"gen{case}.prompt"], **_settings(c, cache=cache))
+    want = gold[f"gen{case}.output_greedy"]
+    assert out.tokens.shape == (1, c["prompt_len"] + c["gen_length"])
+    assert torch.equal(out.tokens[:, :c["prompt_len"]], gold[f"gen{case}.prompt"])
+    assert torch.equal(out.generated[:, :want.shape[1]], want)
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_cache_gives_the_uncached_logits(model, gold, meta, case, monkeypatch):
+    """Every step's block logits, cached vs full recompute, within float tolerance."""
+    import evalsuite.families.llada2.generate as gen
+
+    c = meta["generation"][case]
+    seen: dict[bool, list[torch.Tensor]] = {True: [], False: []}
+    original = gen._block_logits
+
+    def spy(network, layout, block, bl, cache):
+        out = original(network, layout, block, bl, cache)
+        seen[cache is not None].append(out.clone())
+        return out
+
+    monkeypatch.setattr(gen, "_block_logits", spy)
+    for cache in (True, False):
+        evalsuite.generate(model, gold[f"gen{case}.prompt"], **_settings(c, cache=cache))
+    assert len(seen[True]) == len(seen[False]) > 0
+    for a, b in zip(seen[True], seen[False]):
+        assert (a - b).abs().max().item() <= TOL
+
+
+def test_eos_cut_and_stop_with_a_substituted_eos(model, gold, meta):
+    """With eos = a token the greedy run emits, the answer is the golden prefix up to it,
+    then EOS; generation stops after that block (fewer passes)."""
+    from dataclasses import replace
+
+    c = meta["generation"][0]
+    want = gold["gen0.output_greedy"][0]
+    eos = int(want[13])  # inside the second block of 8 (prompt 12)
+    first = int((want == eos).nonzero()[0, 0])
+    tokens = replace(model.tokens, eos_id=eos)
+    full = block_diffusion_generate(model.network, gold["gen0.prompt"],
+                                    settings=LLaDA2Settings(**_settings(c)),
+                                    mask_id=tokens.mask_id, eos_id=None)
+    cut = block_diffusion_generate(model.network, gold["gen0.prompt"],
+                                   settings=LLaDA2Settings(**_settings(c)),
+                                   mask_id=tokens.mask_id, eos_id=eos)
+    got = cut.generated[0]
+    assert torch.equal(got[:first + 1], want[:first + 1])
+    assert bool((got[first + 1:] == eos).all())
+    assert cut.nfe < full.nfe
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_padded_batch_rows_equal_their_solo_runs(model, gold, meta, cache):
+    cases = [0, 2, 3, 4]
+    prompts = [gold[f"gen{i}.prompt"][0] for i in cases]
+    width = max(p.numel() for p in prompts)
+    ids = torch.full((len(prompts), width), 999, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, p in enumerate(prompts):
+        ids[r, width - p.numel():], mask[r, width - p.numel():] = p, 1
+    settings = dict(gen_length=24, block_length=8, steps=4, threshold=0.9, cache=cache)
+    batch = evalsuite.generate(model, ids, mask, **settings)
+    assert batch.tokens.shape == (len(prompts), width + 24)
+    for r, p in enumerate(prompts):
+        alone = evalsuite.generate(model, p[None], **settings)
+        assert torch.equal(alone.generated[0], batch.generated[r])
+
+
+def test_sampling_uses_per_request_generators(model, gold):
+    prompts = torch.cat([gold["gen0.prompt"], gold["gen4.prompt"]])
+    settings = dict(gen_length=16, block_length=8, steps=4, threshold=0.9, temperature=1.0)
+    gens = [torch.Generator().manual_seed(s) for s in (11, 12)]
+    batch = evalsuite.generate(model, prompts, generator=gens, **settings)
+    alone = evalsuite.generate(model, prompts[1:], generator=[torch.Generator().manual_seed(12)],
+                               **settings)
+    assert torch.equal(batch.generated[1], alone.generated[0])
+    greedy = evalsuite.generate(model, prompts[1:], **{**settings, "temperature": 0.0})
+    other = evalsuite.generate(model, prompts[1:], generator=[torch.Generator().manual_seed(13)],
+                               **settings)
+    assert not (torch.equal(alone.generated, greedy.generated)
+                and torch.equal(other.generated, greedy.generated))
+
+
+def _brute_force_bound(net, prompt, answer, bl, mask_id):
+    """Sum over answer blocks of Eq. 6 by enumeration, each subset run through the plain
+    (uncached) forward of the sequence up to the block's end under the block-causal layout."""
+    seq = torch.cat([prompt, answer])
+    p, t = prompt.numel(), seq.numel()
+    total = 0.0
+    for b in range(p // bl, -(-t // bl)):
+        lo, hi = b * bl, min((b + 1) * bl, t)
+        cols = list(range(max(lo, p), hi))
+        n = len(cols)
+        for size in range(1, n + 1):
+            for subset in itertools.combinations(cols, size):
+                x = seq[:hi].clone()
+                x[list(subset)] = mask_id
+                with torch.no_grad():
+                    lp = F.log_softmax(net(x[None], layout="block_causal", block_length=bl)[0],
+                                       dim=-1)
+                g = sum(float(lp[i, seq[i]]) for i in subset)
+                total += g * math.factorial(size - 1) * math.factorial(n - size) \
+                    / math.factorial(n)
+    return total
+
+
+def test_likelihood_exact_equals_brute_force_enumeration(model, gold):
+    prompt, answer = gold["gen0.prompt"][0, :10], gold["gen0.output_greedy"][0, :7]
+    want = _brute_force_bound(model.network, prompt, answer, 4, 1000)
+    res = evalsuite.loglikelihood(model, prompt, answer, block_length=4, mc_num=64, seed=0)
+    assert res.exact and res.stderr == 0
+    assert abs(res.value - want) <= 1e-4 * abs(want)
+
+
+def test_likelihood_monte_carlo_is_unbiased_against_enumeration(model, gold):
+    prompt, answer = gold["gen2.prompt"][0], gold["gen2.output_greedy"][0, :10]
+    exact = evalsuite.loglikelihood(model, prompt, answer, block_length=8, mc_num=1024, seed=0)
+    assert exact.exact
+    runs = [evalsuite.loglikelihood(model, prompt, answer, block_length=8, mc_num=8, seed=s)
+            for s in range(30)]
+    assert not any(r.exact for r in runs)
+    values = [r.value for r in runs]
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    assert sd > 0
+    assert abs(mean - exact.value) <= 3 * sd / math.sqrt(len(values))
+
+
+def test_single_token_answer_is_exact_with_greedy_flag(model, gold):
+    prompt = gold["gen0.prompt"][0]
+    with torch.no_grad():
+        x = torch.cat([prompt, torch.tensor([1000])])
+        logits = model.network(x[None], layout="block_causal", block_length=32)[0, -1]
+    best = int(logits.argmax())
+    res = evalsuite.loglikelihood(model, prompt, torch.tensor([best]), mc_num=1, seed=0)
+    assert res.exact and res.greedy is True
+    assert abs(res.value - float(F.log_softmax(logits, -1)[best])) <= 1e-5
+
+
+@pytest.mark.parametrize("settings, needle", [
+    (dict(gen_length=30, block_length=8), "gen_length=30 is not a multiple of block_length=8"),
+    (dict(gen_length=32, block_length=8, threshold=0.0), "threshold"),
+    (dict(gen_length=32, block_length=8, threshold=2.0), "threshold"),
+    (dict(gen_length=32, block_length=8, minimal_topk=0), "minimal_topk"),
+    (dict(gen_length=32, block_length=8, steps=0), "steps"),
+    (dict(gen_length=32, block_length=8, cfg_scale=1.0), "unknown LLaDA2 setting"),
+])
+def test_bad_generation_settings_are_refused(model, gold, settings, needle):
+    with pytest.raises(ConfigError, match=needle):
+        evalsuite.generate(model, gold["gen0.prompt"], **settings)
+    if "cfg_scale" not in settings:  # refused as settings alone, before any model exists
+        with pytest.raises(ConfigError, match=needle):
+            LLaDA2Settings(**settings)
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"num_experts": 16}, "num_experts"),
+    ({"num_experts": 4, "n_group": 2}, "num_experts"),
+    ({"moe_intermediate_size": 16}, "moe_intermediate_size"),
+    ({"num_shared_experts": 2}, "num_shared_experts"),
+    ({"first_k_dense_replace": 2}, "first_k_dense_replace"),
+    ({"score_function": "softmax"}, "score_function"),
+    ({"n_group": 3}, "n_group"),
+    ({"topk_group": 5}, "topk_group"),
+])
+def test_checkpoint_config_mismatch_refused_before_weights(tmp_path, changes, needle):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(CKPT, ckpt)
+    raw = json.loads((ckpt / "config.json").read_text())
+    raw.update(changes)
+    (ckpt / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(CheckpointError, match=needle):
+        evalsuite.load_model(str(ckpt), device="cpu")
