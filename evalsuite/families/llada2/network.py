@@ -148,12 +148,21 @@ class SparseMoe(nn.Module):
         shape = x.shape
         h = x.reshape(-1, shape[-1])
         weights, chosen = self.gate(h)
-        out = torch.zeros(h.shape, dtype=weights.dtype, device=h.device)
-        for e in torch.unique(chosen).tolist():
-            token, slot = torch.where(chosen == e)
-            out.index_add_(0, token, self.experts[e](h[token]).to(weights.dtype)
-                           * weights[token, slot, None])
-        y = out.to(h.dtype).view(shape)
+        n, k = chosen.shape
+        flat = chosen.reshape(-1)
+        order = flat.argsort(stable=True)  # assignments grouped by expert, one host transfer
+        counts = torch.bincount(flat, minlength=len(self.experts)).tolist()
+        grouped = h[order // k]
+        outs, start = [], 0
+        for e, count in enumerate(counts):
+            if count:
+                outs.append(self.experts[e](grouped[start:start + count]))
+                start += count
+        per_slot = torch.empty_like(grouped)
+        per_slot[order] = torch.cat(outs)
+        # weighted sum over the k slots in float32, as the official ``moe_infer``
+        y = (per_slot.view(n, k, -1).to(weights.dtype) * weights[..., None]).sum(dim=1)
+        y = y.to(h.dtype).view(shape)
         if self.shared_experts is not None:
             y = y + self.shared_experts(x)
         return y
