@@ -81,6 +81,22 @@ def test_greedy_generation_matches_official(model, gold, meta, case, cache):
     assert torch.equal(out.generated[:, :want.shape[1]], want)
 
 
+@pytest.mark.parametrize("cache", [True, False])
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("case", range(6))
+def test_official_multinomial_outputs_are_temperature_one_with_the_same_seed(
+        model, gold, meta, case, seed, cache):
+    """The hub's temperature 0 samples softmax(logits) with torch.multinomial (no division at
+    T = 0 or 1): temperature=1.0 with a generator seeded as ``torch.manual_seed(seed)`` draws
+    the same numbers, so even the official random outputs are reproduced token for token."""
+    c = meta["generation"][case]
+    out = evalsuite.generate(model, gold[f"gen{case}.prompt"], temperature=1.0,
+                             generator=torch.Generator().manual_seed(seed),
+                             **_settings(c, cache=cache))
+    want = gold[f"gen{case}.output_official_seed{seed}"]
+    assert torch.equal(out.generated[:, :want.shape[1]], want)
+
+
 @pytest.mark.parametrize("case", range(6))
 def test_cache_gives_the_uncached_logits(model, gold, meta, case, monkeypatch):
     """Every step's block logits, cached vs full recompute, within float tolerance."""

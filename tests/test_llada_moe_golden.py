@@ -144,3 +144,17 @@ def test_mismatched_expert_config_is_refused_naming_the_key(tmp_path, changes, n
     _edit_config(ckpt, **changes)
     with pytest.raises(CheckpointError, match=needle):
         evalsuite.load_model(str(ckpt), device="cpu")
+
+
+@pytest.mark.parametrize("raw, family", [
+    ({"model_type": "lladamoe"}, "llada_moe"),
+    ({"model_type": "LLaDA_MoE"}, "llada_moe"),
+    # dInfer's copy of the LLaDA-MoE config reuses model_type "llada" with MoE keys
+    ({"model_type": "llada", "num_experts": 64, "hidden_size": 2048}, "llada_moe"),
+    ({"model_type": "llada", "d_model": 4096}, "llada"),
+    ({"model_type": "llada2_moe"}, "llada2"),
+])
+def test_family_detected_from_config(raw, family):
+    from evalsuite.families import detect_family
+
+    assert detect_family(raw).name == family

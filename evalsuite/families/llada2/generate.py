@@ -17,6 +17,12 @@ Differences on purpose (documented):
 
 * temperature 0 takes the argmax; the hub code samples with ``torch.multinomial`` even then
   (its outputs differ between seeds). The golden ``output_greedy`` cases come from the argmax.
+  The hub's temperature-0 behaviour is ``temperature=1.0`` here (the hub divides by neither)
+  with a generator seeded as ``torch.manual_seed(seed)`` was: one ``multinomial`` over the
+  block's rows per step draws the same numbers, so the golden ``output_official_seed*``
+  outputs are reproduced too (batch of one; tests).
+* The hub's ``eos_early_stop`` looks for the first EOS in the whole sequence, prompt included
+  (a prompt holding the EOS id returns a truncated prompt); here only the answer is searched.
 * ``.tokens`` is ``[B, P + gen_length]``: the prompt as given, then the answer; positions after
   the answer's first EOS are filled with EOS (the official return stops there, including the
   EOS). The official ``eos_early_stop`` return includes the prompt; here it only stops a row
