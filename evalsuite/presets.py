@@ -111,6 +111,26 @@ def resolve_model(name_or_path: str, *, backend: Backend | None = None,
     return replace(preset, **changes) if changes else preset
 
 
+def _native_backend(raw: dict, source: Path) -> Backend | None:
+    """``"llada"`` when a native family (:mod:`evalsuite.families`) claims the config.
+
+    A family with its own sampler/likelihood (LLaDA2) is not wired into the engine and the
+    lm-eval adapter yet: refused here, before any weight loads, naming the API that runs it."""
+    from evalsuite.errors import CheckpointError, ConfigError
+    from evalsuite.families import detect_family
+
+    try:
+        family = detect_family(raw, source=str(source))
+    except CheckpointError:
+        return None
+    if family.generate is not None or family.loglikelihood is not None:
+        raise ConfigError(
+            f"{source}: {family.description} is supported through evalsuite.load_model / "
+            "evalsuite.generate / evalsuite.loglikelihood; `evalsuite run` and the lm-eval "
+            "adapter do not route this family yet")
+    return "llada"
+
+
 def _from_path_or_hub_id(name: str) -> ModelPreset:
     from evalsuite.family import cached_hub_dir, decide_family, has_chat_template
 
@@ -128,8 +148,7 @@ def _from_path_or_hub_id(name: str) -> ModelPreset:
                 raw = json.loads(cfg.read_text())
             except json.JSONDecodeError:
                 raw = {}
-            if "d_model" in raw or raw.get("model_type") == "llada":
-                backend = "llada"
+            backend = _native_backend(raw, cfg) or backend
         return ModelPreset(name, backend, str(path), guessed_family, dtype="float32",
                            chat_template=guessed_family == "instruct",
                            family_reason=decision.reason)

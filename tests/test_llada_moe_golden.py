@@ -158,3 +158,40 @@ def test_family_detected_from_config(raw, family):
     from evalsuite.families import detect_family
 
     assert detect_family(raw).name == family
+
+
+def test_dense_layer_shared_expert_and_expert_bias_round_trip(tmp_path):
+    """Options the golden checkpoint lacks: a dense layer (moe_layer_freq 0), a shared expert
+    and the router's expert bias, saved in the official key layout and loaded back."""
+    from safetensors.torch import save_file
+
+    from evalsuite.families.llada_moe.config import LLaDAMoEConfig
+    from evalsuite.families.llada_moe.network import LLaDAMoEModel
+
+    raw = json.loads((CKPT / "config.json").read_text())
+    raw.update(moe_layer_freq=[0, 1], shared_expert_intermediate_size=48,
+               moe_router_enable_expert_bias=True)
+    torch.manual_seed(0)
+    net = LLaDAMoEModel(LLaDAMoEConfig.from_dict(raw)).eval()
+    moe = net.model.layers[1].mlp
+    with torch.no_grad():
+        moe.expert_bias.copy_(torch.tensor([0.3, -0.2, 0.0, 0.1]))
+    keys = set(net.state_dict())
+    assert "model.layers.0.mlp.gate_proj.weight" in keys
+    assert "model.layers.1.shared_expert.up_proj.weight" in keys
+    assert "model.layers.1.mlp.expert_bias" in keys
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps(raw))
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()},
+              str(ckpt / "model.safetensors"))
+    loaded = evalsuite.load_model(str(ckpt), device="cpu").network
+    ids = torch.randint(0, 1000, (2, 12))
+    with torch.no_grad():
+        assert torch.equal(loaded(ids), net(ids))
+        h = torch.randn(5, raw["hidden_size"])
+        weights, chosen = moe.route(h)
+        probs = torch.softmax(moe.gate(h), dim=-1) + moe.expert_bias
+    # the bias stays in the weights and nothing is renormalised (norm_topk_prob ignored)
+    assert torch.allclose(weights, probs.gather(1, chosen))
+    assert not torch.allclose(weights.sum(-1), torch.ones(5))

@@ -153,6 +153,10 @@ class LLaDAEvalModel(LM):
 
         def load() -> DiffusionLM:
             model = load_model(preset.hub_id, dtype=preset.dtype, device=dev, revision=preset.revision)
+            if model.family is not None and (model.family.generate or model.family.loglikelihood):
+                raise ConfigError(f"{preset.hub_id}: {model.family.description} runs through "
+                                  "evalsuite.generate / evalsuite.loglikelihood; the lm-eval "
+                                  "adapter does not route this family yet")
             model.network.reference_padding = padding
             return model
 

@@ -7,3 +7,5 @@ It is sampled and scored with LLaDA's algorithms unchanged (:mod:`evalsuite.diff
 ``reference_padding``). See ``network.py`` for the architecture and ``checkpoint.py`` for the
 official checkpoint layout.
 """
+
+__all__: list[str] = []  # the pieces are reached through the family registry
