@@ -263,3 +263,35 @@ def test_checkpoint_config_mismatch_refused_before_weights(tmp_path, changes, ne
     (ckpt / "config.json").write_text(json.dumps(raw))
     with pytest.raises(CheckpointError, match=needle):
         evalsuite.load_model(str(ckpt), device="cpu")
+
+
+def test_evalsuite_run_refuses_llada2_until_routed_exit_2(capsys):
+    """`evalsuite run` does not route LLaDA2 through the engine yet: exit 2 before any weight
+    loads, naming the API that runs it (not LLaDA's sampler on a block-diffusion model)."""
+    from evalsuite.cli import main
+
+    code = main(["run", "--model", str(CKPT), "--tasks", "gsm8k", "--limit", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "evalsuite.generate" in err
+
+
+def test_local_llada_moe_resolves_to_the_native_backend():
+    from evalsuite.presets import resolve_model
+
+    moe = GOLDEN.parent / "llada_moe" / "tiny-llada-moe"
+    assert resolve_model(str(moe)).backend == "llada"
+
+
+def test_cache_benchmark_quick_identical_tokens_and_fewer_flops():
+    """benchmarks/llada2_cache_bench.py --quick: the official full recompute and the cached
+    path agree token for token, and the cache does fewer forward FLOPs."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "llada2_cache_bench.py"
+    spec = importlib.util.spec_from_file_location("llada2_cache_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.run(quick=True)
+    assert result["identical_tokens"] is True
+    assert result["reference"]["forwards"] == result["cached"]["forwards"]
+    assert result["flops_ratio"] > 2
