@@ -107,8 +107,8 @@ def test_cache_gives_the_uncached_logits(model, gold, meta, case, monkeypatch):
     seen: dict[bool, list[torch.Tensor]] = {True: [], False: []}
     original = gen._block_logits
 
-    def spy(network, layout, block, bl, cache):
-        out = original(network, layout, block, bl, cache)
+    def spy(network, layout, block, bl, cache, rows):
+        out = original(network, layout, block, bl, cache, rows)
         seen[cache is not None].append(out.clone())
         return out
 
@@ -159,6 +159,55 @@ def test_padded_batch_rows_equal_their_solo_runs_cached_or_not(model, gold):
         for cache in (True, False):
             alone = evalsuite.generate(model, p[None], cache=cache, **settings)
             assert torch.equal(alone.generated[0], cached.generated[r])
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_sampled_padded_batch_rows_equal_their_solo_runs(model, gold, cache):
+    """temperature > 0 with one generator per request: a row draws only while its own block
+    has masks, so rows in other block phases (or finished) do not shift its random numbers."""
+    cases = [1, 3, 0]  # prompt lengths 16, 9, 12
+    prompts = [gold[f"gen{i}.prompt"][0] for i in cases]
+    width = max(p.numel() for p in prompts)
+    ids = torch.full((len(prompts), width), 999, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, p in enumerate(prompts):
+        ids[r, width - p.numel():], mask[r, width - p.numel():] = p, 1
+    settings = dict(gen_length=24, block_length=8, steps=4, threshold=0.9, temperature=0.8,
+                    cache=cache)
+    batch = evalsuite.generate(model, ids, mask, **settings,
+                               generator=[torch.Generator().manual_seed(40 + r)
+                                          for r in range(len(prompts))])
+    for r, p in enumerate(prompts):
+        alone = evalsuite.generate(model, p[None], **settings,
+                                   generator=[torch.Generator().manual_seed(40 + r)])
+        assert torch.equal(alone.generated[0], batch.generated[r])
+
+
+def test_finished_rows_leave_the_batch(model, gold):
+    """A row whose answer is final (here: up to a substituted EOS) stops taking part in
+    forward passes; the other rows are unchanged."""
+    prompts = torch.cat([gold["gen0.prompt"], gold["gen4.prompt"]])
+    want = gold["gen0.output_greedy"][0]
+    eos = int(want[5])
+    settings = LLaDA2Settings(gen_length=32, block_length=8, steps=8, threshold=0.95)
+    sizes: list[int] = []
+    extend = model.network.extend
+
+    def counted(input_ids, *args, **kwargs):
+        sizes.append(int(input_ids.shape[0]))
+        return extend(input_ids, *args, **kwargs)
+
+    model.network.extend = counted
+    try:
+        out = block_diffusion_generate(model.network, prompts, settings=settings,
+                                       mask_id=model.tokens.mask_id, eos_id=eos)
+    finally:
+        del model.network.extend
+    assert sizes[0] == 2 and sizes[-1] == 1
+    alone = block_diffusion_generate(model.network, prompts[1:], settings=settings,
+                                     mask_id=model.tokens.mask_id, eos_id=eos)
+    assert out.row_nfe[0] < out.row_nfe[1] == alone.row_nfe[0]
+    assert torch.equal(out.generated[1], alone.generated[0])
 
 
 def test_sampling_uses_per_request_generators(model, gold):

@@ -30,7 +30,9 @@ Differences on purpose (documented):
   committed tokens never change and later blocks cannot reach back).
 * Batches: each row keeps its own block grid counted from its own position 0 (rows are
   re-aligned to a common grid by a left offset of whole blocks, with key padding and per-row
-  positions), so a padded batch gives each row its solo tokens.
+  positions), so a padded batch gives each row its solo tokens. A row whose answer is final
+  leaves the batch (and the cache); a row draws random numbers only while its own block has
+  masks, so with one generator per request sampled rows are batch-invariant too.
 
 KV cache (``cache=True``, the default): under the block-causal mask the keys and values of a
 finished block never change, so the prompt's complete blocks and every finished block are run
@@ -140,31 +142,33 @@ class _Layout:
         self.first_block = min(st // bl for st in self.start)
 
 
-def _bias(layout: _Layout, q_lo: int, q_hi: int, k_hi: int, bl: int,
+def _bias(valid: torch.Tensor, q_lo: int, q_hi: int, k_hi: int, bl: int,
           dtype: torch.dtype) -> torch.Tensor | None:
-    """Additive bias for queries ``q_lo..q_hi-1`` over keys ``0..k_hi-1``."""
-    device = layout.x.device
+    """Additive bias ``[R, 1, q_hi - q_lo, k_hi]`` for queries ``q_lo..q_hi-1`` over keys
+    ``0..k_hi-1`` (block-causal, padding keys masked); None when everything is allowed."""
+    device = valid.device
     q = torch.arange(q_lo, q_hi, device=device)
     k = torch.arange(k_hi, device=device)
     allowed = layout_allowed("block_causal", q, k, bl)[None, None] \
-        & layout.valid[:, None, None, :k_hi]
+        & valid[:, None, None, :k_hi]
     if bool(allowed.all()):
         return None
     return additive_bias(allowed, dtype)
 
 
 def _block_logits(network: LLaDA2Model, layout: _Layout, block: int, bl: int,
-                  cache: KVCache | None) -> torch.Tensor:
-    """Logits ``[B, bl, V]`` of block ``block`` (cached or full recompute)."""
+                  cache: KVCache | None, rows: torch.Tensor) -> torch.Tensor:
+    """Logits ``[R, bl, V]`` of block ``block`` for ``rows`` (cached or full recompute; the
+    cache holds exactly these rows)."""
     lo, hi = block * bl, (block + 1) * bl
-    x = layout.x
+    x, positions, valid = layout.x[rows], layout.positions[rows], layout.valid[rows]
     if cache is None:  # official: recompute x[:, :hi] under the block-causal mask
-        bias = _bias(layout, 0, hi, hi, bl, network.dtype)
-        hidden, _ = network.extend(x[:, :hi], layout.positions[:, :hi], bias)
+        bias = _bias(valid, 0, hi, hi, bl, network.dtype)
+        hidden, _ = network.extend(x[:, :hi], positions[:, :hi], bias)
         return network.head(hidden[:, lo:])
     c0 = cache.length
-    bias = _bias(layout, c0, hi, hi, bl, network.dtype)
-    hidden, new = network.extend(x[:, c0:hi], layout.positions[:, c0:hi], bias, cache)
+    bias = _bias(valid, c0, hi, hi, bl, network.dtype)
+    hidden, new = network.extend(x[:, c0:hi], positions[:, c0:hi], bias, cache)
     if c0 < lo:  # finished blocks (or the prompt's) join the cache, computed this once
         cache.append([(k[:, :, :lo - c0], v[:, :, :lo - c0]) for k, v in new])
     return network.head(hidden[:, lo - c0:])
@@ -212,28 +216,43 @@ def block_diffusion_generate(network: LLaDA2Model, input_ids: torch.Tensor,
     alive = [True] * n
     row_nfe, nonfinite = [0] * n, [False] * n
     cache = KVCache() if s.cache else None
+    cached_rows: list[int] = list(range(n))  # the rows the cache holds, in order
     nfe = 0
+    device = layout.x.device
     for block in range(layout.first_block, layout.blocks):
         lo, hi = block * bl, (block + 1) * bl
-        live = torch.tensor(alive, device=layout.x.device)
         for step in range(s.effective_steps):
-            active = (layout.x[:, lo:hi] == mask_id) & live[:, None]
+            rows = [r for r in range(n) if alive[r]]  # finished rows leave the batch
+            if not rows:
+                break
+            rows_t = torch.tensor(rows, dtype=torch.long, device=device)
+            active = layout.x[rows_t, lo:hi] == mask_id  # [R, bl]
             if not bool(active.any()):
                 break
-            logits = _block_logits(network, layout, block, bl, cache)
+            if cache is not None and rows != cached_rows:
+                keep = torch.tensor([cached_rows.index(r) for r in rows], device=device)
+                cache.layers = [(k[keep], v[keep]) for k, v in cache.layers]
+                cached_rows = rows
+            logits = _block_logits(network, layout, block, bl, cache, rows_t)  # [R, bl, V]
             nfe += 1
             bad = (~torch.isfinite(logits)).flatten(1).any(dim=1).tolist()
-            for r in range(n):
-                if alive[r]:
-                    row_nfe[r] += 1
-                    nonfinite[r] = nonfinite[r] or bad[r]
-            x0, conf = choose_tokens(logits, s, generator)
-            commit = select_transfer(conf, active, schedule[step], s.threshold)
-            layout.x[:, lo:hi] = torch.where(commit, x0, layout.x[:, lo:hi])
-            for r in range(n):
-                if alive[r] and _decided(layout, r, s, mask_id, eos_id):
+            for r, is_bad in zip(rows, bad):
+                row_nfe[r] += 1
+                nonfinite[r] = nonfinite[r] or is_bad
+            # only rows with masked positions in this block draw (a row waiting for its first
+            # block or done with this one consumes no random numbers, as when run alone)
+            drawing = active.any(dim=1).nonzero()[:, 0]
+            draw_rows = [rows[i] for i in drawing.tolist()]
+            gens = (generator if generator is None or isinstance(generator, torch.Generator)
+                    else [generator[r] for r in draw_rows])
+            x0, conf = choose_tokens(logits[drawing], s, gens)
+            commit = select_transfer(conf, active[drawing], schedule[step], s.threshold)
+            target = torch.tensor(draw_rows, dtype=torch.long, device=device)
+            block_x = layout.x[target, lo:hi]
+            layout.x[target, lo:hi] = torch.where(commit, x0, block_x)
+            for r in draw_rows:
+                if _decided(layout, r, s, mask_id, eos_id):
                     alive[r] = False
-            live = torch.tensor(alive, device=layout.x.device)
         for r in range(n):  # official: stop after a block with an EOS in the generated part
             if alive[r] and eos_id is not None and \
                     bool((layout.x[r, layout.start[r]:hi] == eos_id).any()):
