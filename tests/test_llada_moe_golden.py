@@ -195,3 +195,30 @@ def test_dense_layer_shared_expert_and_expert_bias_round_trip(tmp_path):
     # the bias stays in the weights and nothing is renormalised (norm_topk_prob ignored)
     assert torch.allclose(weights, probs.gather(1, chosen))
     assert not torch.allclose(weights.sum(-1), torch.ones(5))
+
+
+def test_approximate_cache_modes_of_llada_sampler_run_and_start_exact(model, gold, meta):
+    """LLaDA's prefix/dual KV cache (Fast-dLLM, approximate; dInfer's LLaDA-MoE settings use a
+    dual cache): the first pass of a block equals the full forward; the modes run."""
+    from evalsuite.models.llada import KVCache
+
+    net, ids = model.network, gold["logits.input_ids"]
+    with torch.no_grad():
+        full = net(ids)
+        first, cache = net.forward_cached(ids, None, active=slice(10, 20), positions=slice(10, 20))
+        again, _ = net.forward_cached(ids, None, active=slice(10, 20), positions=slice(10, 20),
+                                      cache=cache)
+    assert isinstance(cache, KVCache)
+    assert (first - full[:, 10:20]).abs().max().item() <= TOL
+    assert (again - full[:, 10:20]).abs().max().item() <= TOL  # same tokens: still exact
+    from evalsuite.config import SamplerConfig
+    from evalsuite.diffusion.sampler import diffusion_generate
+
+    s = meta["generation"][1]
+    for mode in ("prefix", "dual"):
+        config = SamplerConfig(gen_length=s["gen_length"], steps=s["steps"],
+                               block_length=s["block_length"], cache=mode)
+        out = diffusion_generate(net, gold["gen1.prompt"], config=config,
+                                 mask_id=meta["mask_token_id"])
+        assert out.tokens.shape == gold["gen1.output"].shape
+        assert torch.equal(out.tokens[:, :13], gold["gen1.prompt"])

@@ -4,7 +4,8 @@ mixture-of-experts mask predictor.
 It is sampled and scored with LLaDA's algorithms unchanged (:mod:`evalsuite.diffusion.sampler`,
 :mod:`evalsuite.diffusion.likelihood`): the network has LLaDA's interface
 (``network(input_ids, attention_mask=None, positions=None)``, ``hidden_states``, ``head``,
-``reference_padding``). See ``network.py`` for the architecture and ``checkpoint.py`` for the
+``reference_padding``, and ``forward_cached`` for the sampler's approximate prefix/dual KV
+cache). See ``network.py`` for the architecture and ``checkpoint.py`` for the
 official checkpoint layout.
 """
 

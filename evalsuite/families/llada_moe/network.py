@@ -32,7 +32,9 @@ from evalsuite.families.common import (
     rotary_cos_sin,
 )
 from evalsuite.families.llada_moe.config import LLaDAMoEConfig
-from evalsuite.models.llada import RMSNorm
+from evalsuite.models.llada import KVCache, RMSNorm
+
+KV = tuple[torch.Tensor, torch.Tensor]
 
 
 class Attention(nn.Module):
@@ -49,7 +51,10 @@ class Attention(nn.Module):
             self.k_norm = RMSNorm(hd, cfg.rms_norm_eps)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                bias: torch.Tensor | None) -> torch.Tensor:
+                bias: torch.Tensor | None, cached: KV | None = None,
+                keep: torch.Tensor | None = None) -> tuple[torch.Tensor, KV | None]:
+        """Output ``[B, T, d]`` and, when ``keep`` ``[T]`` is given, the kept K, V. ``cached``
+        K, V (RoPE applied) are attended in front of this call's own keys."""
         cfg = self.cfg
         b, t, _ = x.shape
         hd = cfg.head_dim
@@ -62,10 +67,13 @@ class Attention(nn.Module):
             q, k, v = (z.clamp(-cfg.clip_qkv, cfg.clip_qkv) for z in (q, k, v))
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        kept = None if keep is None else (k[:, :, keep], v[:, :, keep])
+        if cached is not None:
+            k, v = torch.cat([cached[0], k], dim=2), torch.cat([cached[1], v], dim=2)
         att = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, is_causal=False,
             enable_gqa=cfg.num_key_value_heads != cfg.num_attention_heads)
-        return self.o_proj(att.transpose(1, 2).reshape(b, t, cfg.hidden_size))
+        return self.o_proj(att.transpose(1, 2).reshape(b, t, cfg.hidden_size)), kept
 
 
 class SparseMoe(nn.Module):
@@ -115,13 +123,15 @@ class DecoderLayer(nn.Module):
                               else None)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                bias: torch.Tensor | None) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, bias)
+                bias: torch.Tensor | None, cached: KV | None = None,
+                keep: torch.Tensor | None = None) -> tuple[torch.Tensor, KV | None]:
+        att, kept = self.self_attn(self.input_layernorm(x), cos, sin, bias, cached, keep)
+        x = x + att
         h = self.post_attention_layernorm(x)
         out = self.mlp(h)
         if self.shared_expert is not None:
             out = out + self.shared_expert(h)
-        return x + out
+        return x + out, kept
 
 
 class Backbone(nn.Module):
@@ -162,13 +172,51 @@ class LLaDAMoEModel(nn.Module):
         x = self.model.embed_tokens(input_ids)
         positions = torch.arange(t, device=input_ids.device)[None].expand(b, -1)
         cos, sin = rotary_cos_sin(positions, self.config.rotary_dim, self.config.rope_theta)
-        bias = None
-        if attention_mask is not None and not self.reference_padding \
-                and not bool(attention_mask.all()):
-            bias = additive_bias(key_padding_allowed(attention_mask, t), x.dtype)
+        bias = self._key_bias(attention_mask, t, x.dtype)
         for layer in self.model.layers:
-            x = layer(x, cos, sin, bias)
+            x, _ = layer(x, cos, sin, bias)
         return self.model.norm(x)
+
+    def _key_bias(self, attention_mask: torch.Tensor | None, queries: int,
+                  dtype: torch.dtype) -> torch.Tensor | None:
+        if attention_mask is None or self.reference_padding or bool(attention_mask.all()):
+            return None
+        return additive_bias(key_padding_allowed(attention_mask, queries), dtype)
+
+    @torch.no_grad()
+    def forward_cached(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                       active: slice, positions: slice, cache: KVCache | None = None
+                       ) -> tuple[torch.Tensor, KVCache]:
+        """Logits for ``positions`` with the approximate (Fast-dLLM) KV cache of LLaDA's
+        sampler (``cache="prefix"``/``"dual"``), the interface of
+        :meth:`evalsuite.models.llada.LLaDAModel.forward_cached`: without ``cache`` a full pass
+        that also returns the K, V of every column outside ``active``; with it only the
+        ``active`` columns are computed against the cached K, V. Approximate after the first
+        pass (the cached columns' K, V would change with the active tokens)."""
+        b, t = input_ids.shape
+        device = input_ids.device
+        cols = torch.arange(t, device=device)[None].expand(b, -1)
+        cos, sin = rotary_cos_sin(cols, self.config.rotary_dim, self.config.rope_theta)
+        outside = torch.ones(t, dtype=torch.bool, device=device)
+        outside[active] = False
+        if cache is None:
+            x = self.model.embed_tokens(input_ids)
+            bias = self._key_bias(attention_mask, t, x.dtype)
+            layers = []
+            for layer in self.model.layers:
+                x, kept = layer(x, cos, sin, bias, keep=outside)
+                layers.append(kept)
+            return self.head(self.model.norm(x)[:, positions]), KVCache(active, layers)
+        x = self.model.embed_tokens(input_ids[:, active])
+        bias = None
+        if attention_mask is not None:
+            order = torch.cat([attention_mask[:, outside], attention_mask[:, active]], dim=1)
+            bias = self._key_bias(order, x.shape[1], x.dtype)
+        for layer, kv in zip(self.model.layers, cache.layers):
+            x, _ = layer(x, cos[:, active], sin[:, active], bias, cached=kv)
+        start = active.start or 0
+        rel = slice(positions.start - start, positions.stop - start)
+        return self.head(self.model.norm(x)[:, rel]), cache
 
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits ``[..., V]`` of hidden states ``[..., d]``."""
