@@ -306,6 +306,8 @@ def test_bad_generation_settings_are_refused(model, gold, settings, needle):
     ({"score_function": "softmax"}, "score_function"),
     ({"n_group": 3}, "n_group"),
     ({"topk_group": 5}, "topk_group"),
+    ({"use_sliding_window": True}, "use_sliding_window"),
+    ({"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope_scaling"),
 ])
 def test_checkpoint_config_mismatch_refused_before_weights(tmp_path, changes, needle):
     ckpt = tmp_path / "ckpt"

@@ -63,10 +63,11 @@ class LLaDA2Config:
             raise CheckpointError(
                 f"{source}: missing key(s) {', '.join(missing)}; expected a LLaDA2 config.json "
                 "(LLaDA2MoeConfig keys hidden_size, num_experts, ...)")
-        refuse = {"hidden_act": "silu", "rope_scaling": None, "norm_head": False,
-                  "use_sliding_window": False}
-        for key, ok in refuse.items():
-            if key in raw and raw[key] not in (ok, None if ok is False else ok):
+        # options whose other values this implementation does not run (None = unset: fine)
+        supported = {"hidden_act": "silu", "rope_scaling": None, "norm_head": False,
+                     "use_sliding_window": False}
+        for key, ok in supported.items():
+            if raw.get(key) is not None and raw[key] != ok:
                 raise CheckpointError(f"{source}: {key}={raw[key]!r} is not supported; "
                                       f"LLaDA2 as evalsuite runs it needs {key}={ok!r}")
         for key in ("score_function", "moe_router_score_function"):

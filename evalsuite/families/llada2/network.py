@@ -273,21 +273,17 @@ class LLaDA2Model(nn.Module):
         None -> bidirectional; 2-D ``[B, T]`` -> CAUSAL plus key padding (transformers'
         ``_prepare_4d_causal_attention_mask_for_sdpa``); 4-D -> used as given (additive, or
         bool where True = attend)."""
-        if attention_mask is None or attention_mask.dim() == 2:
-            layout: Layout = "bidirectional" if attention_mask is None else "causal"
-            if layout == "causal":
-                b, t = input_ids.shape
-                cols = torch.arange(t, device=input_ids.device)
-                allowed = (layout_allowed("causal", cols, cols)[None, None]
-                           & attention_mask.to(torch.bool)[:, None, None, :])
-                bias = additive_bias(allowed, self.dtype)
-                positions = cols[None].expand(b, -1)
-                return self.head(self.extend(input_ids, positions, bias)[0])
+        if attention_mask is None:
             return self.forward(input_ids)
-        if attention_mask.dim() != 4:
-            raise ValueError(f"attention_mask must be 2-D or 4-D, got {attention_mask.dim()}-D")
-        bias = (additive_bias(attention_mask, self.dtype) if attention_mask.dtype == torch.bool
-                else attention_mask.to(self.dtype))
         b, t = input_ids.shape
-        positions = torch.arange(t, device=input_ids.device)[None].expand(b, -1)
-        return self.head(self.extend(input_ids, positions, bias)[0])
+        cols = torch.arange(t, device=input_ids.device)
+        if attention_mask.dim() == 2:
+            allowed = (layout_allowed("causal", cols, cols)[None, None]
+                       & attention_mask.to(torch.bool)[:, None, None, :])
+            bias = additive_bias(allowed, self.dtype)
+        elif attention_mask.dim() == 4:
+            bias = (additive_bias(attention_mask, self.dtype)
+                    if attention_mask.dtype == torch.bool else attention_mask.to(self.dtype))
+        else:
+            raise ValueError(f"attention_mask must be 2-D or 4-D, got {attention_mask.dim()}-D")
+        return self.head(self.extend(input_ids, cols[None].expand(b, -1), bias)[0])
