@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from evalsuite.config import EstimatorConfig, SamplerConfig
+from evalsuite.settings.config import EstimatorConfig, SamplerConfig
 from evalsuite.errors import ConfigError
 from evalsuite.models import request_cache as rcache
 from evalsuite.models.faults import HalvingState, fit_to_window, halving_levels, map_halving

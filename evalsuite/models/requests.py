@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
-from evalsuite.config import EstimatorConfig, SamplerConfig
+from evalsuite.settings.config import EstimatorConfig, SamplerConfig
 
 
 @dataclass(frozen=True)
