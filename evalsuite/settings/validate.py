@@ -23,6 +23,8 @@ def where(fix: str, key: str, value: Any) -> str:
     """How the user sets ``key`` to ``value`` at the level ``fix`` (``--steps 8``, ``steps=8``)."""
     if fix == "cli":
         return f"--{key.replace('_', '-')} {value}"
+    if fix.startswith("yaml"):
+        return f"{key}: {value} in the task YAML's generation_kwargs"
     return f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"
 
 
