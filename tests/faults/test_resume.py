@@ -23,7 +23,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     done = evalsuite_run([*ARGS, "--output", str(out / "runs"), "--no-cache"])
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = run_dirs(out / "runs")
-    assert record(run)["reliability"]["cache"] == {"enabled": False}
+    assert record(run)["reliability"]["cache"]["enabled"] is False
     return run
 
 
