@@ -35,7 +35,7 @@ from evalsuite.results.schema import (
     SandboxRecord,
     Seeds,
     SettingsProvenance,
-    _plain,
+    to_plain,
     typed_from_dict,
 )
 from evalsuite.settings import Overrides, Provenance, TaskInfo, parse_knobs, resolve
@@ -494,6 +494,6 @@ def _log_wandb(tracker: Any, results: Mapping[str, Any], facts: RunFacts) -> Non
                      "evalsuite/generation_s": totals.generation_s,
                      "evalsuite/generation_nfe": totals.generation_nfe})
     tracker.run.config.update({"evalsuite_settings": dict(facts.settings),
-                               "evalsuite_settings_provenance": _plain(facts.provenance)},
+                               "evalsuite_settings_provenance": to_plain(facts.provenance)},
                               allow_val_change=True)
     tracker.run.finish()

@@ -12,6 +12,7 @@ from lm_eval import simple_evaluate
 from lm_eval.api.instance import Instance
 from lm_eval.tasks import TaskManager
 
+from evalsuite.errors import ResultsError
 from evalsuite.gate_identity import run_context
 from evalsuite.models.adapter import LLaDAEvalModel
 from evalsuite.models.engine import DiffusionEngine, TaskSettings
@@ -66,9 +67,25 @@ def test_v1_runner_record_migrates_into_typed_fields():
 
 
 def test_v2_record_round_trips_every_field(tmp_path: Path):
+    import dataclasses
+
+    from evalsuite.results.schema import SandboxRecord
+    from evalsuite.sandbox import isolation_report
+
     rec = read_run(V1_RUNNER).record
     again = run_from_dict(json.loads(json.dumps(run_to_dict(rec))))
     assert again == rec
+    sandboxed = dataclasses.replace(
+        rec, sandbox=SandboxRecord(("llada_humaneval",), isolation_report()), status="failed",
+        failure="ValueError: x")
+    again = run_from_dict(json.loads(json.dumps(run_to_dict(sandboxed))))
+    assert again.sandbox is not None and again.sandbox.tasks == ("llada_humaneval",)
+    assert again.sandbox.isolation["verdict"] == isolation_report()["verdict"]
+    assert (again.status, again.failure) == ("failed", "ValueError: x")
+    bad = run_to_dict(rec)
+    bad["world_size"] = "2"
+    with pytest.raises(ResultsError, match="run.world_size: expected int"):
+        run_from_dict(bad)
 
 
 def test_v2_fixture_loads():

@@ -241,7 +241,7 @@ class LLaDAEvalModel(LM):
         record from the same facts (:func:`evalsuite.results.convert.model_facts`). This
         process's view (the runner gathers the per-request parts over ranks)."""
         from evalsuite.results.convert import MODEL_INFO_KEY
-        from evalsuite.results.schema import _plain
+        from evalsuite.results.schema import to_plain
 
         return {MODEL_INFO_KEY: {
             "device": device_name(self._device),
@@ -250,7 +250,7 @@ class LLaDAEvalModel(LM):
             "family": {"family": self.family, "reason": self.preset.family_reason},
             "settings": self.settings_used,
             "provenance": {t: s.provenance.as_dict() for t, s in self.task_settings.items()},
-            "reliability": _plain(self.reliability()),
+            "reliability": to_plain(self.reliability()),
             "world_size": self._world_size,
             "seed": self.seed,
         }}

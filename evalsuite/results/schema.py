@@ -403,18 +403,18 @@ def task_to_dict(t: TaskRecord) -> dict[str, Any]:
         "settings": dict(t.settings),
         "generation_kwargs": dict(t.generation_kwargs),
         "subtasks": list(t.subtasks),
-        "provenance": _plain(t.provenance),
+        "provenance": to_plain(t.provenance),
     }
 
 
-def _plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
     """A typed fact as JSON-ready data (dataclasses as objects, tuples as lists)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     return value
 
 
@@ -483,7 +483,7 @@ def run_to_dict(r: RunRecord) -> dict[str, Any]:
             "special_tokens": dict(m.special_tokens),
         },
         "tasks": {k: task_to_dict(v) for k, v in sorted(r.tasks.items())},
-        "seeds": _plain(r.seeds),
+        "seeds": to_plain(r.seeds),
         "device": r.device,
         "limit": r.limit,
         "argv": list(r.argv),
@@ -501,13 +501,13 @@ def run_to_dict(r: RunRecord) -> dict[str, Any]:
         "status": r.status,
         "failure": r.failure,
         "requested_tasks": list(r.requested_tasks),
-        "overrides": _plain(r.overrides),
-        "family": _plain(r.family),
-        "checkpoint": _plain(r.checkpoint),
-        "lm_eval_options": _plain(r.lm_eval_options),
+        "overrides": to_plain(r.overrides),
+        "family": to_plain(r.family),
+        "checkpoint": to_plain(r.checkpoint),
+        "lm_eval_options": to_plain(r.lm_eval_options),
         "world_size": r.world_size,
-        "sandbox": _plain(r.sandbox),
-        "reliability": _plain(r.reliability),
+        "sandbox": to_plain(r.sandbox),
+        "reliability": to_plain(r.reliability),
         "extra": dict(r.extra),
     }
 
