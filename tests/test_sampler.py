@@ -254,5 +254,5 @@ def test_cache_with_cfg_runs(golden_model, golden):
 
 
 def test_unknown_cache_mode_is_named():
-    with pytest.raises(ConfigError, match="cache 'full' \(from argument\) must be one of none, prefix, dual"):
+    with pytest.raises(ConfigError, match=r"cache 'full' \(from argument\) must be one of none, prefix, dual"):
         SamplerConfig(gen_length=8, steps=8, block_length=8, cache="full")
