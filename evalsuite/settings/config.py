@@ -4,7 +4,7 @@ These two dataclasses are the one home of every diffusion knob: the registry
 (:mod:`evalsuite.settings.knobs`) derives the CLI flags, the ``model_args`` / ``gen_kwargs``
 keys, the API keyword arguments and the recorded settings from their fields, and the one
 validator (:mod:`evalsuite.settings.validate`) checks them with the :class:`Rule` each field
-carries in its metadata (``knob(default, rule)``). A family-specific knob (``top_p``,
+carries in its metadata (``knob(default, rule)``, :mod:`.fields`). A family-specific knob (``top_p``,
 ``threshold``, ...) is one more field here, with its rule and docstring, and nothing else.
 
 Validation happens in ``__post_init__`` so that an invalid setting is rejected, with a message
@@ -18,57 +18,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from evalsuite.errors import ConfigError
+from evalsuite.settings.fields import NON_NEGATIVE, POSITIVE, POSITIVE_INT, PROBABILITY, Rule, knob
+from evalsuite.settings.validate import check_config
 
 Remasking = Literal["low_confidence", "random"]
 Decoding = Literal["schedule", "threshold"]
 Cache = Literal["none", "prefix", "dual"]
 Estimator = Literal["auto", "stratified", "reference"]
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What one numeric value must satisfy (checked by :mod:`evalsuite.settings.validate`)."""
-
-    integer: bool = False
-    """The value must be an int (not a bool)."""
-    low: float | None = None
-    """Lower bound (None: unbounded)."""
-    low_open: bool = False
-    """The lower bound itself is not allowed."""
-    high: float | None = None
-    """Upper bound, inclusive (None: unbounded)."""
-    example: Any = None
-    """A valid value, shown in the fix of a message."""
-
-    def describe(self) -> str:
-        """What is allowed, in words: ``a positive integer``, ``in (0, 1]``, ``>= 0``."""
-        if self.integer and self.low == 0 and self.low_open and self.high is None:
-            return "a positive integer"
-        if self.high is not None:
-            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
-        if self.low is not None:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
-        return "a number"
-
-    def allows(self, value: Any) -> bool:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False
-        if self.integer and not isinstance(value, int):
-            return False
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return self.high is None or value <= self.high
-
-
-POSITIVE_INT = Rule(integer=True, low=0, low_open=True, example=256)
-NON_NEGATIVE = Rule(low=0.0, example=0.0)
-PROBABILITY = Rule(low=0.0, low_open=True, high=1.0, example=0.9)
-POSITIVE = Rule(low=0.0, low_open=True, example=0.05)
-
-
-def knob(default: Any, rule: Rule | None = None) -> Any:
-    """A settings field: its default and the rule its values obey."""
-    return dataclasses.field(default=default, metadata={"rule": rule} if rule else {})
 
 
 DEFAULT_LENGTH = 256
@@ -116,9 +72,7 @@ class SamplerConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "early_exit", parse_on_off(self.early_exit, "early_exit"))
-        from evalsuite.settings.validate import check_config
-
-        check_config(self)
+        check_config(self, "sampler")
 
     @property
     def num_blocks(self) -> int:
@@ -163,7 +117,8 @@ class EstimatorConfig:
     mc_num: int = knob(128, POSITIVE_INT)
     """Monte Carlo samples (masked copies of the sequence) per request."""
     batch_size: int = knob(DEFAULT_MC_BATCH_SIZE, Rule(integer=True, low=0, low_open=True,
-                                                       example=DEFAULT_MC_BATCH_SIZE))
+                                                       example=DEFAULT_MC_BATCH_SIZE),
+                           name="mc_batch_size")
     """Rows drawn as one stratified group; ``mc_num`` must be a multiple of it (the knob
     ``mc_batch_size``, so that it is not mistaken for the run's batch size)."""
     cfg_scale: float = knob(0.0, NON_NEGATIVE)
@@ -180,12 +135,15 @@ class EstimatorConfig:
     nats), ``mc_num`` rows at most. None: always ``mc_num`` rows."""
 
     def __post_init__(self) -> None:
-        from evalsuite.settings.validate import check_config
-
-        check_config(self)
+        check_config(self, "estimator")
 
     def replace(self, **changes: Any) -> "EstimatorConfig":
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+__all__ = ["DEFAULT_LENGTH", "DEFAULT_MC_BATCH_SIZE", "NON_NEGATIVE", "ON_OFF_TEXT", "POSITIVE",
+           "POSITIVE_INT", "PROBABILITY", "Cache", "Decoding", "Estimator", "EstimatorConfig",
+           "Remasking", "Rule", "SamplerConfig", "knob", "parse_on_off"]

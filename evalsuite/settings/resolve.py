@@ -41,7 +41,7 @@ from evalsuite.settings.config import (
     EstimatorConfig,
     SamplerConfig,
 )
-from evalsuite.settings.knobs import Knob, Owner, build, knobs_of, record_of
+from evalsuite.settings.knobs import Knob, Owner, build, knobs, knobs_of, record_of
 
 Source = Literal["cli", "model_args", "argument", "gen_kwargs", "yaml", "paper_table", "derived",
                  "default"]
@@ -202,7 +202,7 @@ def _resolve_sampler(layers: list[tuple[Source, Mapping[str, Any]]], ignored: di
     if sources["gen_length"] == "default":
         values["gen_length"] = DEFAULT_GEN_LENGTH
     _derive_lengths(layers, values, sources, notes)
-    validate.check("sampler", values, sources, fix_source)
+    validate.check("sampler", mine, values, sources, fix_source)
     return build("sampler", values), Provenance(MappingProxyType(sources),  # type: ignore[return-value]
                                                 MappingProxyType(dict(ignored)), tuple(notes))
 
@@ -274,10 +274,10 @@ def _base_lengths(layers: list[tuple[Source, Mapping[str, Any]]]) -> tuple[int, 
 
 def _resolve_estimator(layers: list[tuple[Source, Mapping[str, Any]]],
                        fix: OverrideSource) -> tuple[EstimatorConfig, Provenance]:
-    _mine, values, sources = _pick_all(layers, "estimator")
+    mine, values, sources = _pick_all(layers, "estimator")
     notes: list[str] = []
     for key in ("mc_num", "mc_batch_size"):
-        validate.check_value(key, values[key], sources[key], fix)
+        validate.check_value(mine[key], values[key], sources[key], fix)
     mc_num = values["mc_num"]
     if sources["mc_batch_size"] == "default":
         batch = max(d for d in range(1, min(DEFAULT_MC_BATCH_SIZE, mc_num) + 1) if mc_num % d == 0)
@@ -286,7 +286,7 @@ def _resolve_estimator(layers: list[tuple[Source, Mapping[str, Any]]],
             sources["mc_batch_size"] = "derived"
             notes.append(f"mc_batch_size {batch}: the largest divisor of mc_num {mc_num} "
                          f"up to {DEFAULT_MC_BATCH_SIZE}")
-    validate.check("estimator", values, sources, fix)
+    validate.check("estimator", mine, values, sources, fix)
     return build("estimator", values), Provenance(MappingProxyType(sources),  # type: ignore[return-value]
                                                   MappingProxyType({}), tuple(notes))
 
@@ -297,8 +297,9 @@ def validate_overrides(overrides: Overrides) -> None:
     supply it otherwise), the estimator always. Raises :class:`ConfigError` like
     :func:`resolve`."""
     values = overrides.values
+    registry = knobs()
     for key, value in values.items():
-        validate.check_value(key, value, overrides.source, overrides.source)
+        validate.check_value(registry[key], value, overrides.source, overrides.source)
     if "gen_length" in values:
         resolve(TaskInfo(None, "generate_until"), "base", {}, overrides)
     else:  # the other sampler knobs, at the default lengths

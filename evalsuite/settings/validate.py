@@ -11,9 +11,24 @@ block_length 16); use a multiple of 4, e.g. --steps 8``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from evalsuite.errors import ConfigError
+from evalsuite.settings.fields import Rule, field_specs
+
+
+class Spec(Protocol):
+    """What the validator needs of a knob (a :class:`~evalsuite.settings.fields.FieldSpec` or
+    a registry :class:`~evalsuite.settings.knobs.Knob`)."""
+
+    name: str
+    kind: type
+    optional: bool
+    choices: tuple[Any, ...] | None
+    rule: Rule | None
+
+    @property
+    def example(self) -> Any: ...
 
 #: Source of values given straight to a dataclass or to :mod:`evalsuite.api`.
 DIRECT = "argument"
@@ -40,11 +55,9 @@ class _Named:
         return f"{key} {_show(self.values[key])} (from {self.sources.get(key, DIRECT)})"
 
 
-def check_value(name: str, value: Any, source: str, fix: str) -> None:
+def check_value(knob: Spec, value: Any, source: str, fix: str) -> None:
     """One knob on its own: its choices, its kind and its :class:`Rule`."""
-    from evalsuite.settings.knobs import knobs
-
-    knob = knobs()[name]
+    name = knob.name
     named = f"{name} {_show(value)} (from {source})"
     if value is None:
         if knob.optional:
@@ -64,14 +77,15 @@ def check_value(name: str, value: Any, source: str, fix: str) -> None:
                           f"{where(fix, name, knob.rule.example)}")
 
 
-def check(owner: str, values: Mapping[str, Any], sources: Mapping[str, str] | None = None,
-          fix: str = DIRECT) -> None:
+def check(owner: str, specs: Mapping[str, Spec], values: Mapping[str, Any],
+          sources: Mapping[str, str] | None = None, fix: str = DIRECT) -> None:
     """Raise :class:`ConfigError` when ``values`` (knob name -> value, every knob of ``owner``:
-    ``"sampler"`` or ``"estimator"``) cannot run. ``sources`` names where each value came from;
-    ``fix`` is the level the user acts at (``cli``, ``model_args``, ``argument``)."""
+    ``"sampler"`` or ``"estimator"``; ``specs`` describes them) cannot run. ``sources`` names
+    where each value came from; ``fix`` is the level the user acts at (``cli``,
+    ``model_args``, ``argument``)."""
     sources = sources or {}
     for name, value in values.items():
-        check_value(name, value, sources.get(name, DIRECT), fix)
+        check_value(specs[name], value, sources.get(name, DIRECT), fix)
     named = _Named(values, sources)
     if owner == "sampler":
         _check_sampler(values, named, fix)
@@ -116,9 +130,8 @@ def _check_estimator(values: Mapping[str, Any], named: _Named, fix: str) -> None
             f"{(mc_num // batch + 1) * batch}, or an mc_batch_size that divides {mc_num}")
 
 
-def check_config(config: Any) -> None:
-    """Check a constructed :class:`SamplerConfig` or :class:`EstimatorConfig` (its values
-    came straight from the caller: source ``argument``)."""
-    from evalsuite.settings.knobs import owner_of, record_of
-
-    check(owner_of(config), record_of(config))
+def check_config(config: Any, owner: str) -> None:
+    """Check a constructed :class:`SamplerConfig` (``owner="sampler"``) or
+    :class:`EstimatorConfig` (its values came straight from the caller: source ``argument``)."""
+    specs = {f.name: f for f in field_specs(type(config))}
+    check(owner, specs, {f.name: getattr(config, f.field) for f in specs.values()})
