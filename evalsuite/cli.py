@@ -145,7 +145,7 @@ def _print_summary(run_dir: Path) -> None:
     record = json.loads((run_dir / "run.json").read_text())
     print(f"run written to {run_dir}")
     tasks = record.get("tasks") or {}
-    requested = [t for t in (record.get("extra") or {}).get("requested_tasks", []) if t in tasks]
+    requested = [t for t in record.get("requested_tasks") or [] if t in tasks]
     for task, info in ((t, tasks[t]) for t in (requested or sorted(tasks))):
         metrics = info.get("metrics") or {}
         shown = ", ".join(

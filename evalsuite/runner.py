@@ -8,6 +8,7 @@ before the error is raised.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -19,6 +20,24 @@ from typing import Any
 
 from evalsuite.errors import ConfigError
 from evalsuite.presets import Backend, Family, ModelPreset, resolve_model
+from evalsuite.results.convert import (
+    REQUEST_SEED_RULE,
+    ModelFacts,
+    RunFacts,
+    Totals,
+    model_facts,
+)
+from evalsuite.results.schema import (
+    FamilyDecision,
+    LmEvalOptions,
+    ModelInfo,
+    Reliability,
+    SandboxRecord,
+    Seeds,
+    SettingsProvenance,
+    to_plain,
+    typed_from_dict,
+)
 from evalsuite.settings import Overrides, Provenance, TaskInfo, parse_knobs, resolve
 from evalsuite.settings.resolve import validate_overrides
 from evalsuite.sandbox import ALLOW_ENV as CODE_EXEC_ENV
@@ -237,12 +256,14 @@ def build_lm(p: Plan) -> Any:
     spec, preset = p.spec, p.preset
     if preset.backend == "llada":
         from evalsuite.models.adapter import LLaDAEvalModel
+        from evalsuite.models.engine import TaskSettings
 
         return LLaDAEvalModel(
             pretrained=spec.model, dtype=preset.dtype, device=spec.device,
             batch_size=spec.batch_size, family=preset.family, seed=spec.seed,
             revision=preset.revision, settings_source="cli",
             request_cache=None if spec.cache_dir is None else str(spec.cache_dir),
+            planned={t.name: TaskSettings(t.config, t.provenance) for t in p.tasks},
             **dict(spec.overrides),
         )
     import lm_eval.api.registry
@@ -276,15 +297,6 @@ def _merge(into: dict[str, Any], out: Mapping[str, Any]) -> None:
             into[key] = value
 
 
-def _device_name(lm: Any) -> str:
-    import torch
-
-    device = str(getattr(lm, "device", None) or getattr(lm, "_device", "cpu"))
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return f"{device} ({torch.cuda.get_device_name()})"
-    return device
-
-
 def evaluate(spec: RunSpec | Plan) -> Path:
     """Evaluate and write a run directory; returns its path.
 
@@ -296,7 +308,6 @@ def evaluate(spec: RunSpec | Plan) -> Path:
     import evalsuite.lm_eval_plugin  # noqa: F401
     from lm_eval import simple_evaluate
 
-    from evalsuite.results.provenance import collect_environment
     from evalsuite.results.store import write_run_from_lm_eval
     from evalsuite.sandbox import confirmed_for_run
 
@@ -334,7 +345,6 @@ def evaluate(spec: RunSpec | Plan) -> Path:
         if out is not None:
             _merge(combined, out)
     stats, settings, provenance = _gather_stats(lm)
-    provenance.update({t.name: t.provenance.as_dict() for t in p.tasks if t.name in provenance})
     if getattr(lm, "rank", 0) != 0:
         if failure:
             raise failure
@@ -343,80 +353,86 @@ def evaluate(spec: RunSpec | Plan) -> Path:
         if failure:
             raise failure
         raise ConfigError("no task produced results")
-    meta = {
-        "model": {
-            "preset": p.preset.name, "backend": p.preset.backend,
-            "resolved_id": _display_id(p.preset.hub_id), "revision": p.preset.revision,
-            "dtype": p.preset.dtype, "family": p.preset.family,
-            "chat_template": p.apply_chat_template,
-            "special_tokens": lm.tokens.as_dict() if hasattr(lm, "tokens") else {},
-        },
-        "checkpoint": _checkpoint_fingerprint(lm),
-        "settings": settings,
-        "seeds": {**_seeds(spec), "request_seed_base": spec.seed,
-                  "request_seed": "sha256(run seed, request content, settings, repeat index "
-                                  "when > 0)"},
-        "settings_provenance": provenance,
-        "family": {"family": p.preset.family, "reason": p.preset.family_reason},
-        "lm_eval_options": {
-            "num_fewshot": spec.num_fewshot, "system_instruction": spec.system_instruction,
-            "apply_chat_template": p.apply_chat_template,
-            "fewshot_as_multiturn": p.fewshot_as_multiturn, "gen_kwargs": dict(spec.gen_kwargs),
-            "predict_only": spec.predict_only,
-        },
-        "device": _device_name(lm),
-        "limit": spec.limit,
-        "wall_time_s": time.time() - started,
-        "argv": list(sys.argv),
-        "environment": collect_environment(),
-        "totals": _totals(stats),
-        "requested_tasks": list(p.task_names),
-        "failed": None if failure is None else f"{type(failure).__name__}: {failure}",
-        "overrides": dict(spec.overrides),
-        "world_size": getattr(lm, "world_size", 1),
-        "sandbox": _sandbox_record(p),
-    }
-    from evalsuite.reliability import raise_if_nonfinite, reliability_record, write_failure
+    info = model_facts(lm.get_model_info()) if hasattr(lm, "get_model_info") else None
+    facts = run_facts(p, info, stats, settings, provenance, failure, time.time() - started)
+    from evalsuite.reliability import raise_if_nonfinite, write_failure
 
-    meta["reliability"] = reliability_record(lm, stats)
+    reliability = facts.reliability or Reliability()
     try:
-        run_dir = write_run_from_lm_eval(Path(spec.output), combined, meta, stats)
+        run_dir = write_run_from_lm_eval(Path(spec.output), combined, facts, stats)
     except OSError as exc:
-        raise write_failure(exc, Path(spec.output), meta["reliability"]) from None
+        raise write_failure(exc, Path(spec.output), reliability) from None
     if tracker is not None:
-        _log_wandb(tracker, combined, meta)
+        _log_wandb(tracker, combined, facts)
     if failure:
         failure.add_note(f"the tasks finished before the failure were saved in {run_dir}")
         raise failure
-    raise_if_nonfinite(meta["reliability"], run_dir)
+    raise_if_nonfinite(reliability, run_dir)
     return run_dir
 
 
-def _sandbox_record(p: Plan) -> dict[str, Any] | None:
+def run_facts(p: Plan, info: ModelFacts | None, stats: Mapping[Any, Mapping[str, Any]],
+              settings: Mapping[str, Mapping[str, Any]],
+              provenance: Mapping[str, Mapping[str, Any]], failure: BaseException | None,
+              wall_time_s: float) -> RunFacts:
+    """The one builder of a run's facts: from the plan and the model's own report of itself
+    (``get_model_info()``, None for lm-eval's hf/vllm); ``stats``, ``settings`` and
+    ``provenance`` are the model's per-request parts gathered over ranks."""
+    from evalsuite.reliability import nonfinite_counts
+    from evalsuite.results.provenance import collect_environment, display_id
+
+    spec, preset = p.spec, p.preset
+    reliability = info.reliability if info else None
+    if reliability is not None:
+        reliability = dataclasses.replace(reliability, nonfinite=nonfinite_counts(stats))
+    return RunFacts(
+        model=ModelInfo(
+            preset=preset.name, backend=preset.backend, resolved_id=display_id(preset.hub_id),
+            revision=preset.revision, dtype=preset.dtype, family=preset.family,
+            chat_template=p.apply_chat_template,
+            special_tokens=dict(info.special_tokens) if info else {}),
+        seeds=Seeds(**_seeds(spec), request_seed_base=spec.seed,
+                    request_seed_rule=REQUEST_SEED_RULE),
+        device=info.device if info else _device_name(spec),
+        limit=spec.limit,
+        wall_time_s=wall_time_s,
+        argv=tuple(sys.argv),
+        environment=collect_environment(),
+        totals=Totals.of(stats),
+        settings=dict(settings),
+        provenance={t: typed_from_dict(SettingsProvenance, v, f"provenance of {t}")
+                    for t, v in provenance.items()},
+        status="complete" if failure is None else "failed",
+        failure=None if failure is None else f"{type(failure).__name__}: {failure}",
+        requested_tasks=tuple(p.task_names),
+        overrides=dict(spec.overrides),
+        family=FamilyDecision(preset.family, preset.family_reason),
+        checkpoint=info.checkpoint if info else None,
+        lm_eval_options=LmEvalOptions(
+            num_fewshot=spec.num_fewshot, system_instruction=spec.system_instruction,
+            apply_chat_template=p.apply_chat_template,
+            fewshot_as_multiturn=p.fewshot_as_multiturn, gen_kwargs=dict(spec.gen_kwargs),
+            predict_only=spec.predict_only),
+        world_size=info.world_size if info else 1,
+        sandbox=_sandbox_record(p),
+        reliability=reliability if reliability is not None else Reliability(),
+    )
+
+
+def _sandbox_record(p: Plan) -> SandboxRecord | None:
     """The isolation in force for model-written code, when the run executed any."""
     if not p.unsafe_tasks:
         return None
     from evalsuite.sandbox import isolation_report
 
-    return {"tasks": list(p.unsafe_tasks), **isolation_report()}
+    return SandboxRecord(tuple(p.unsafe_tasks), isolation_report())
 
 
-def _display_id(hub_id: str) -> str:
-    """Hub ids as given; paths inside the installed package as ``evalsuite/...`` (portable)."""
-    path = Path(hub_id)
-    package = Path(__file__).resolve().parent
-    if path.is_absolute() and path.resolve().is_relative_to(package):
-        return str(Path("evalsuite") / path.resolve().relative_to(package))
-    return hub_id
+def _device_name(spec: RunSpec) -> str:
+    """The device of an lm-eval backend (hf, vllm), as the plan chose it."""
+    from evalsuite.models.loader import default_device
 
-
-def _checkpoint_fingerprint(lm: Any) -> dict[str, str] | None:
-    ckpt = getattr(getattr(lm, "model", None), "checkpoint_dir", None)
-    if ckpt is None:
-        return None
-    from evalsuite.models.checkpoint import fingerprint
-
-    return {"dir": _display_id(str(ckpt)), **fingerprint(Path(ckpt))}
+    return str(spec.device or default_device())
 
 
 def _gather_stats(lm: Any) -> tuple[dict[tuple[str, int], dict], dict[str, dict], dict[str, dict]]:
@@ -466,28 +482,18 @@ def _wandb_tracker(p: Plan) -> Any:
     return WandbLogger(init_args=simple_parse_args_string(p.spec.wandb_args), config_args=config)
 
 
-def _log_wandb(tracker: Any, results: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
-    """Results and samples through lm-eval's logger, plus forward passes and settings."""
+def _log_wandb(tracker: Any, results: Mapping[str, Any], facts: RunFacts) -> None:
+    """Results and samples through lm-eval's logger, plus forward passes, tokens and settings."""
     tracker.post_init(dict(results))
     tracker.log_eval_result()
     if results.get("samples"):
         tracker.log_eval_samples(results["samples"])
-    tracker.run.log({"evalsuite/nfe": meta["totals"]["nfe"],
-                     "evalsuite/generated_tokens": meta["totals"]["generated_tokens"],
-                     "evalsuite/generation_s": meta["totals"]["generation_s"]})
-    tracker.run.config.update({"evalsuite_settings": meta["settings"],
-                               "evalsuite_settings_provenance": meta["settings_provenance"]},
+    totals = facts.totals or Totals()
+    tracker.run.log({"evalsuite/nfe": totals.nfe,
+                     "evalsuite/generated_tokens": totals.generated_tokens,
+                     "evalsuite/generation_s": totals.generation_s,
+                     "evalsuite/generation_nfe": totals.generation_nfe})
+    tracker.run.config.update({"evalsuite_settings": dict(facts.settings),
+                               "evalsuite_settings_provenance": to_plain(facts.provenance)},
                               allow_val_change=True)
     tracker.run.finish()
-
-
-def _totals(stats: Mapping[Any, Mapping[str, float]]) -> dict[str, float]:
-    """Run totals; ``generation_s`` sums the seconds of documents that generated tokens."""
-    return {
-        "nfe": int(sum(s.get("nfe", 0) for s in stats.values())),
-        "generated_tokens": int(sum(s.get("generated_tokens", 0) for s in stats.values())),
-        "generation_s": sum(s.get("seconds", 0.0) for s in stats.values()
-                            if s.get("generated_tokens", 0) > 0),
-    }
-
-

@@ -103,7 +103,7 @@ def repeat_indices(items: Sequence[Any]) -> list[int]:
 #: the sampler or the estimator never returns answers the old code computed.
 ANSWER_CODE = ("diffusion/likelihood.py", "diffusion/sampler.py", "models/llada.py",
                "models/adapter.py", "models/engine.py", "models/requests.py",
-               "models/tokens.py", "diffusion/stopping.py", "config.py")
+               "models/tokens.py", "diffusion/stopping.py", "settings/config.py")
 
 
 def code_fingerprint() -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, get_args
 
 from evalsuite.errors import UnknownNameError, did_you_mean
-from evalsuite.tasks.settings import Family
+from evalsuite.presets import Family
 
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager
