@@ -116,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"{', '.join(sorted(task.provenance.ignored_gen_kwargs))} are not supported by "
                   "the diffusion sampler and are ignored (recorded in the run)", file=sys.stderr)
     run_dir = evaluate(p)
-    if str(run_dir):
+    if run_dir is not None:  # rank 0 (or a single process) wrote the run
         _print_summary(run_dir)
     return 0
 

@@ -285,11 +285,13 @@ def _device_name(lm: Any) -> str:
     return device
 
 
-def evaluate(spec: RunSpec | Plan) -> Path:
+def evaluate(spec: RunSpec | Plan) -> Path | None:
     """Evaluate and write a run directory; returns its path.
 
     Tasks run one after another in one process with one model. If a task fails, the tasks
     already finished are written as a run (with the failure recorded) before re-raising.
+    Under data parallel (``accelerate launch`` / ``torchrun``) every rank computes its share
+    and rank 0 alone gathers and writes the run: the other ranks return None.
     """
     p = spec if isinstance(spec, Plan) else plan(spec)
     spec = p.spec
@@ -333,12 +335,12 @@ def evaluate(spec: RunSpec | Plan) -> Path:
             break
         if out is not None:
             _merge(combined, out)
-    stats, settings, provenance = _gather_stats(lm)
+    stats, settings, provenance, shares = _gather_stats(lm)
     provenance.update({t.name: t.provenance.as_dict() for t in p.tasks if t.name in provenance})
     if getattr(lm, "rank", 0) != 0:
         if failure:
             raise failure
-        return Path()
+        return None
     if not combined.get("results"):
         if failure:
             raise failure
@@ -374,11 +376,14 @@ def evaluate(spec: RunSpec | Plan) -> Path:
         "failed": None if failure is None else f"{type(failure).__name__}: {failure}",
         "overrides": dict(spec.overrides),
         "world_size": getattr(lm, "world_size", 1),
+        "data_parallel": data_parallel_record(getattr(lm, "world_size", 1), shares),
         "sandbox": _sandbox_record(p),
     }
     from evalsuite.reliability import raise_if_nonfinite, reliability_record, write_failure
 
     meta["reliability"] = reliability_record(lm, stats)
+    if meta["reliability"]["cache"].get("enabled") and shares:
+        meta["reliability"]["cache"].update(_summed_cache(shares))
     try:
         run_dir = write_run_from_lm_eval(Path(spec.output), combined, meta, stats)
     except OSError as exc:
@@ -419,25 +424,84 @@ def _checkpoint_fingerprint(lm: Any) -> dict[str, str] | None:
     return {"dir": _display_id(str(ckpt)), **fingerprint(Path(ckpt))}
 
 
-def _gather_stats(lm: Any) -> tuple[dict[tuple[str, int], dict], dict[str, dict], dict[str, dict]]:
-    """Per-request statistics, settings and their provenance of a diffusion model (rank 0
-    gathers them from every process); empty for lm-eval's own ARM classes."""
+def _gather_stats(lm: Any) -> tuple[dict[tuple[str, int], dict], dict[str, dict], dict[str, dict],
+                                     list[RankShare]]:
+    """Per-request statistics, settings and their provenance of a diffusion model, and each
+    process's :class:`RankShare` (rank 0 gathers them from every process); empty for lm-eval's
+    own ARM classes."""
     from evalsuite.models.adapter import LLaDAEvalModel
 
     if not isinstance(lm, LLaDAEvalModel):
-        return {}, {}, {}
+        return {}, {}, {}, []
     stats = {k: dict(v) for k, v in lm.request_stats.items()}
     settings = lm.settings_used
     provenance = {t: s.provenance.as_dict() for t, s in lm.task_settings.items()}
+    shares = [_rank_share(lm)]
     if lm.world_size > 1:
-        gathered = lm.gather_object((stats, settings, provenance), dst=0)
+        gathered = lm.gather_object((stats, settings, provenance, shares[0]), dst=0)
         if gathered:
-            stats, settings, provenance = {}, {}, {}
-            for part_stats, part_settings, part_provenance in gathered:
+            stats, settings, provenance, shares = {}, {}, {}, []
+            for part_stats, part_settings, part_provenance, share in gathered:
                 stats.update(part_stats)
                 settings.update(part_settings)
                 provenance.update(part_provenance)
-    return stats, settings, provenance
+                shares.append(share)
+    return stats, settings, provenance, shares
+
+
+# ----- data parallel: what each process did (one home for these run facts) ----------------
+
+
+@dataclass(frozen=True)
+class RankShare:
+    """One process's share of a run: the requests it answered and what its request cache
+    counted (under data parallel lm-eval gives each rank a slice of the documents)."""
+
+    rank: int
+    requests: Mapping[str, int]
+    """Requests answered, per lm-eval request type."""
+    cache: Mapping[str, Any] | None
+    """The rank's request-cache counts (:meth:`~evalsuite.models.request_cache.CacheStats.
+    as_dict`), None without a cache."""
+
+
+def _rank_share(lm: Any) -> RankShare:
+    cache = lm.request_cache
+    return RankShare(lm.rank, dict(lm.request_counts),
+                     None if cache is None else cache.stats.as_dict())
+
+
+def data_parallel_record(world_size: int, shares: list[RankShare]) -> dict[str, Any]:
+    """The run record's ``data_parallel`` section: world size, requests per rank and in all,
+    request-cache hits summed over the ranks (empty shares: lm-eval's own ARM classes, whose
+    requests evalsuite does not count)."""
+    ordered = sorted(shares, key=lambda s: s.rank)
+    return {
+        "world_size": int(world_size),
+        "ranks": [{"rank": s.rank, "requests": sum(s.requests.values()),
+                   "requests_by_type": dict(sorted(s.requests.items())),
+                   "cache_hits": int((s.cache or {}).get("from_cache", 0))} for s in ordered],
+        "requests": sum(sum(s.requests.values()) for s in ordered) if ordered else None,
+        "cache_hits": sum(int((s.cache or {}).get("from_cache", 0)) for s in ordered)
+        if ordered else None,
+    }
+
+
+def _summed_cache(shares: list[RankShare]) -> dict[str, Any]:
+    """Request-cache counts summed over the ranks (each rank keeps its own counts)."""
+    total: dict[str, Any] = {"requests": 0, "from_cache": 0, "computed": 0, "written": 0,
+                             "by_kind": {}}
+    for share in shares:
+        if share.cache is None:
+            continue
+        for key in ("requests", "from_cache", "computed", "written"):
+            total[key] += int(share.cache.get(key, 0))
+        for kind, counts in share.cache.get("by_kind", {}).items():
+            entry = total["by_kind"].setdefault(kind, {"requests": 0, "from_cache": 0})
+            for key in entry:
+                entry[key] += int(counts.get(key, 0))
+    total["by_kind"] = dict(sorted(total["by_kind"].items()))
+    return total
 
 
 def _seeds(spec: RunSpec) -> dict[str, int]:

@@ -29,7 +29,7 @@ from evalsuite.sandbox import (
 from evalsuite.tasks.humaneval import canonical_completion, check_program, pass_at_k_estimate
 
 REPO = Path(__file__).resolve().parents[1]
-TASKS = REPO / "tasks" / "llada_humaneval"
+TASKS = REPO / "evalsuite" / "tasks" / "yaml" / "llada_humaneval"
 FIXTURE_DATA = REPO / "tests" / "fixtures" / "data"
 SHARED_DATA = REPO.parent / "shared" / "data"
 

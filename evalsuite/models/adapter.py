@@ -125,7 +125,10 @@ class LLaDAEvalModel(LM):
         **overrides: Any,
     ) -> None:
         super().__init__()
+        from evalsuite.lm_eval_plugin import install_exit_code_hook_under_lm_eval_cli
         from evalsuite.presets import resolve_model
+
+        install_exit_code_hook_under_lm_eval_cli()  # plain `lm_eval --model llada` only
 
         del max_batch_size  # lm_eval's CLI passes it to every model; batches here are fixed
         unknown = set(overrides) - knob_names()
@@ -166,6 +169,9 @@ class LLaDAEvalModel(LM):
         self.request_stats: dict[tuple[str | None, int | None], dict[str, float]] = defaultdict(
             lambda: {"nfe": 0, "seconds": 0.0, "generated_tokens": 0, "nonfinite": 0}
         )
+        self.request_counts: dict[str, int] = defaultdict(int)
+        """Requests this process answered, per lm-eval request type (its share of the run
+        under data parallel)."""
 
     # ----- what the runner reads -------------------------------------------------------------
     @property
@@ -284,6 +290,7 @@ class LLaDAEvalModel(LM):
                               repeat=rep)
             for r, rep in zip(requests, self._repeats(requests))
         ]
+        self.request_counts["loglikelihood"] += len(typed)
         bar, step = self._progress(len(typed), "loglikelihood")
         outputs = self.engine.loglikelihood(typed, step)
         bar.close()
@@ -303,6 +310,7 @@ class LLaDAEvalModel(LM):
                            repeat=rep)
             for r, rep in zip(requests, self._repeats(requests))
         ]
+        self.request_counts["loglikelihood_rolling"] += len(typed)
         bar, step = self._progress(len(typed), "loglikelihood_rolling")
         outputs = self.engine.loglikelihood_rolling(typed, step)
         bar.close()
@@ -319,6 +327,7 @@ class LLaDAEvalModel(LM):
             until = (until,) if isinstance(until, str) else tuple(until)
             config = self.engine.settings(TaskInfo(r.task_name, "generate_until"), gen_kwargs)
             typed.append(GenerationRequest(r.task_name, r.doc_id, context, until, config, rep))  # type: ignore[arg-type]
+        self.request_counts["generate_until"] += len(typed)
         bar, step = self._progress(len(typed), "generate_until")
         outputs = self.engine.generate(typed, step)
         bar.close()

@@ -1,9 +1,9 @@
-"""Task suite: lm-eval YAMLs under tasks/, offline data loading, per-task diffusion settings.
+"""Task suite: lm-eval YAMLs under evalsuite/tasks/yaml (package data), offline data loading, per-task diffusion settings.
 
 Public API::
 
     resolve_tasks(["gsm8k", "mmlu"], family="base")  # -> ["llada_gsm8k", "llada_mmlu"]
-    task_manager()                                    # lm-eval TaskManager over tasks/
+    task_manager()                                    # lm-eval TaskManager over the suite
     diffusion_settings("llada_gsm8k", "base")         # -> {"gen_length": 1024, ...}
 
 Importing this package loads neither lm-eval nor torch.

@@ -1,6 +1,6 @@
 """Dataset loading for the task YAMLs: the hub by default, a local directory offline.
 
-Every ``tasks/llada_*.yaml`` names one loader of this module as lm-eval's ``custom_dataset``
+Every ``evalsuite/tasks/yaml/llada_*/*.yaml`` names one loader of this module as lm-eval's ``custom_dataset``
 (``custom_dataset: !function evalsuite.tasks.data.load_gsm8k``), so plain lm-eval and the
 evalsuite CLI load data the same way:
 
