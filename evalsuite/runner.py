@@ -9,7 +9,6 @@ before the error is raised.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from collections.abc import Mapping
@@ -45,7 +44,8 @@ class RunSpec:
     output: Path = Path("results/runs")
     """Results store root; a new run directory is created under it."""
     data_dir: Path | None = None
-    """Offline data in the layout of shared/data (sets EVALSUITE_DATA_DIR)."""
+    """Offline data in the layout of shared/data; travels to the loaders as task metadata
+    (the CLI reads ``$EVALSUITE_DATA_DIR`` into it; library code reads no environment)."""
     seed: int = 1234
     """Base seed of the per-request generators."""
     overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -56,7 +56,8 @@ class RunSpec:
     revision: str | None = None
     num_fewshot: int | None = None
     allow_code_execution: bool = False
-    """Confirm running model-written code (HumanEval), in the sandbox."""
+    """Confirm running model-written code (HumanEval), in the sandbox (the CLI sets it from
+    ``--allow-code-execution`` or ``$EVALSUITE_ALLOW_CODE_EXECUTION=1``)."""
     include_path: tuple[Path, ...] = ()
     """Extra task directories."""
     cache_dir: Path | None = None
@@ -100,8 +101,9 @@ class Plan:
 
     @property
     def code_execution(self) -> bool:
-        """The opt-in to executing model-written code: the flag, or the user's env var."""
-        return self.spec.allow_code_execution or os.environ.get(CODE_EXEC_ENV, "").strip() == "1"
+        """The opt-in to executing model-written code (the CLI folds the environment variable
+        into :attr:`RunSpec.allow_code_execution`)."""
+        return self.spec.allow_code_execution
 
     @property
     def apply_chat_template(self) -> bool:
@@ -157,7 +159,7 @@ def plan(spec: RunSpec) -> Plan:
     check_task_files(spec.include_path)
     names = resolve_tasks(list(spec.tasks), preset.family, spec.include_path)
     unsafe = unsafe_task_names(names, spec.include_path)
-    if unsafe and not (spec.allow_code_execution or os.environ.get(CODE_EXEC_ENV) == "1"):
+    if unsafe and not spec.allow_code_execution:
         from evalsuite.sandbox import CodeExecutionNotAllowedError
 
         raise CodeExecutionNotAllowedError(
@@ -216,7 +218,7 @@ def _plan_settings(names: list[str], preset: ModelPreset, spec: RunSpec,
     for name in names:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            task_dict = build_task(name, tm)
+            task_dict = build_task(name, tm, spec.data_dir)
         for task in _leaf_tasks(task_dict):
             task_name = task.config.task
             check_documents(task_name, task, spec.limit)
@@ -309,7 +311,7 @@ def evaluate(spec: RunSpec | Plan) -> Path | None:
     if p.preset.backend != "llada":  # llada plans built and checked every task already
         from evalsuite.tasks.preflight import build_and_check
 
-        build_and_check(p.task_names, tm, spec.limit)
+        build_and_check(p.task_names, tm, spec.limit, spec.data_dir)
     from evalsuite.reliability import check_writable
 
     check_writable(Path(spec.output), "--output")  # before any weight loads

@@ -406,7 +406,7 @@ def sample_from_dict(d: Any, where: str = "sample") -> SampleRecord:
     )
 
 
-# ---------------------------------------------------------------- migrations
+# ---------------------------------------------------------------- loaded runs
 
 
 @dataclass(frozen=True)
@@ -427,12 +427,3 @@ class Run:
         leaves = set(self.record.leaves_of(task))
         return [s for s in self.samples if s.task in leaves]
 
-
-def __getattr__(name: str) -> Any:
-    """``MIGRATIONS`` and ``upgrade`` moved to :mod:`evalsuite.results.migrations`; imported
-    lazily here for older callers (an eager import would bring back the import cycle)."""
-    if name in ("MIGRATIONS", "Migration", "Document", "upgrade"):
-        from evalsuite.results import migrations
-
-        return getattr(migrations, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
