@@ -227,9 +227,10 @@ def cmd_tasks(args: argparse.Namespace) -> int:
               + ("; did you mean " + " or ".join(map(repr, close)) + "?" if close else ""))
         return 0
     width = max(len(e.name) for e in entries)
+    memo: dict[str, int | str | None] = {}
     print(f"{'name':{width}s}  {'kind':5s}  {'docs':>7s}  settings")
     for entry in entries:
-        docs = documents(catalog, entry.name, data_dir)
+        docs = documents(catalog, entry.name, data_dir, memo)
         print(f"{entry.name:{width}s}  {entry.kind:5s}  {'-' if docs is None else docs!s:>7s}  "
               f"{settings_source(catalog, entry.name)}")
     groups = sum(e.kind == "group" for e in entries)

@@ -136,3 +136,27 @@ def test_the_readme_command_under_accelerate_and_torchrun(tmp_path):
     assert second["cache_hits"] == requests == sum(r["cache_hits"] for r in second["ranks"])
     cache_record = records["tr"]["extra"]["reliability"]["cache"]
     assert (cache_record["requests"], cache_record["from_cache"]) == (requests, requests)
+
+
+def test_the_data_parallel_record_sums_over_the_ranks():
+    from evalsuite.runner import RankShare, _summed_cache, data_parallel_record
+
+    cache0 = {"requests": 5, "from_cache": 2, "computed": 3, "written": 3,
+              "by_kind": {"loglikelihood": {"requests": 5, "from_cache": 2}}}
+    cache1 = {"requests": 4, "from_cache": 4, "computed": 0, "written": 0,
+              "by_kind": {"loglikelihood": {"requests": 3, "from_cache": 3},
+                          "generate_until": {"requests": 1, "from_cache": 1}}}
+    shares = [RankShare(1, {"loglikelihood": 3, "generate_until": 1}, cache1),
+              RankShare(0, {"loglikelihood": 5}, cache0)]
+    record = data_parallel_record(2, shares)
+    assert record["world_size"] == 2 and [r["rank"] for r in record["ranks"]] == [0, 1]
+    assert [r["requests"] for r in record["ranks"]] == [5, 4]
+    assert (record["requests"], record["cache_hits"]) == (9, 6)
+    summed = _summed_cache(shares)
+    assert (summed["requests"], summed["from_cache"], summed["computed"]) == (9, 6, 3)
+    assert summed["by_kind"]["loglikelihood"] == {"requests": 8, "from_cache": 5}
+    # lm-eval's own ARM classes: evalsuite counts nothing, the record says so
+    assert data_parallel_record(1, []) == {"world_size": 1, "ranks": [], "requests": None,
+                                           "cache_hits": None}
+    without_cache = data_parallel_record(1, [RankShare(0, {"generate_until": 2}, None)])
+    assert (without_cache["requests"], without_cache["cache_hits"]) == (2, 0)

@@ -146,20 +146,23 @@ def task_documents(entry: CatalogEntry, data_dir: Path | None) -> int | None:
     return len(dataset[split])
 
 
-def documents(catalog: Catalog, name: str, data_dir: Path | None) -> int | str | None:
+def documents(catalog: Catalog, name: str, data_dir: Path | None,
+              memo: dict[str, int | str | None] | None = None) -> int | str | None:
     """Documents of a task, or summed over a group's tasks; None when not local, ``"missing"``
-    when ``data_dir`` lacks a file a task needs."""
+    when ``data_dir`` lacks a file a task needs. ``memo`` keeps the per-task counts between
+    calls with the same catalog and ``data_dir`` (a listing counts each task once)."""
+    memo = {} if memo is None else memo
     counts: list[int] = []
     for leaf in dict.fromkeys(catalog.leaves(name)):
-        entry = catalog.entries.get(leaf)
-        if entry is None:
-            return None
-        try:
-            count = task_documents(entry, data_dir)
-        except EvalsuiteError:
-            return "missing"
-        if count is None:
-            return None
+        if leaf not in memo:
+            entry = catalog.entries.get(leaf)
+            try:
+                memo[leaf] = None if entry is None else task_documents(entry, data_dir)
+            except EvalsuiteError:
+                memo[leaf] = "missing"
+        count = memo[leaf]
+        if not isinstance(count, int):
+            return count
         counts.append(count)
     return sum(counts) if counts else None
 
