@@ -293,9 +293,28 @@ def evaluate(spec: RunSpec | Plan) -> Path | None:
     Tasks run one after another in one process with one model. If a task fails, the tasks
     already finished are written as a run (with the failure recorded) before re-raising.
     Under data parallel (``accelerate launch`` / ``torchrun``) every rank computes its share
-    and rank 0 alone gathers and writes the run: the other ranks return None.
+    and rank 0 alone gathers and writes the run: the other ranks return None. A failure on
+    any rank there ends the run on every rank (the failing rank leaves the process group, so
+    the others fail instead of waiting for it); no partial run is written, since the ranks
+    can no longer gather.
     """
     p = spec if isinstance(spec, Plan) else plan(spec)
+    try:
+        return _evaluate(p)
+    except BaseException:
+        _abandon_process_group()  # a failing rank must not leave the others waiting
+        raise
+
+
+def _abandon_process_group() -> None:
+    """Under data parallel, leave the process group without waiting for the other ranks."""
+    if "torch.distributed" in sys.modules:
+        from evalsuite.models.adapter import abandon_process_group
+
+        abandon_process_group()
+
+
+def _evaluate(p: Plan) -> Path | None:
     spec = p.spec
     import evalsuite.lm_eval_plugin  # noqa: F401
     from lm_eval import simple_evaluate
@@ -337,6 +356,9 @@ def evaluate(spec: RunSpec | Plan) -> Path | None:
             break
         if out is not None:
             _merge(combined, out)
+    if failure is not None and getattr(lm, "world_size", 1) > 1:
+        # this rank left lm-eval's sequence of collectives: gathering would wait forever
+        raise failure
     stats, settings, provenance, shares = _gather_stats(lm)
     provenance.update({t.name: t.provenance.as_dict() for t in p.tasks if t.name in provenance})
     if getattr(lm, "rank", 0) != 0:

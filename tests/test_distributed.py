@@ -160,3 +160,19 @@ def test_the_data_parallel_record_sums_over_the_ranks():
                                            "cache_hits": None}
     without_cache = data_parallel_record(1, [RankShare(0, {"generate_until": 2}, None)])
     assert (without_cache["requests"], without_cache["cache_hits"]) == (2, 0)
+
+
+@pytest.mark.slow
+def test_a_rank_that_fails_does_not_leave_the_others_waiting(tmp_path):
+    """Rank 1 fails after joining the group while rank 0 enters lm-eval's collectives: both
+    exit, non-zero, instead of rank 1 waiting in the exit barrier and rank 0 in a collective
+    forever (seen when two ranks raced to create a new request cache)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", str(_free_port()),
+         str(Path(__file__).parent / "helpers" / "dp_fail.py"), str(tmp_path / "runs")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "rank 1 failed after joining the process group" in proc.stderr
+    assert not list(tmp_path.glob("runs/*/run.json"))

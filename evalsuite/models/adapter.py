@@ -103,6 +103,17 @@ def _leave_process_group() -> None:
     dist.destroy_process_group()
 
 
+def abandon_process_group() -> None:
+    """Leave the process group at once, without the exit barrier of
+    :func:`_leave_process_group`, after this rank failed: the ranks no longer run the same
+    collectives, so a barrier would wait forever (and the others with it); leaving makes the
+    other ranks' next collective fail, and the launcher reports the failure."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 class LLaDAEvalModel(LM):
     """lm-eval ``LM`` for LLaDA-family checkpoints (``--model llada``)."""
 
