@@ -308,7 +308,8 @@ def evaluate(spec: RunSpec | Plan) -> Path | None:
 
 def _abandon_process_group() -> None:
     """Under data parallel, leave the process group without waiting for the other ranks."""
-    if "torch.distributed" in sys.modules:
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
         from evalsuite.models.adapter import abandon_process_group
 
         abandon_process_group()

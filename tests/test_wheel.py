@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What the sdist/wheel is built from (the checkout's build files and the package).
-SOURCES = ("pyproject.toml", "setup.py", "README.md", "evalsuite-lm-eval.pth")
+SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "evalsuite-lm-eval.pth")
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -59,6 +59,10 @@ def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """The offline data directory: ``explicit`` (the run's ``--data-dir``, carried in the task
     metadata), else ``EVALSUITE_DATA_DIR``, else None (the hub).
 
+    ``evalsuite run`` reads the variable in its CLI and passes the directory (if any) as task
+    metadata; the fallback here is for plain ``lm_eval``, which calls these loaders itself and
+    has no run spec (``lm_eval --metadata '{"evalsuite_data_dir": "DIR"}'`` works as well).
+
     Raises ConfigError when it names a directory that does not exist.
     """
     raw = str(explicit) if explicit else os.environ.get(DATA_DIR_ENV, "").strip()
