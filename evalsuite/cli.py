@@ -147,7 +147,8 @@ def _announce(p: Plan, *, verbose: bool) -> None:
         from evalsuite.settings import describe
 
         for task in p.tasks:
-            print(f"evalsuite: {task.name}: {describe(task.config, task.provenance)}", file=sys.stderr)
+            print(f"evalsuite: {task.name}: {describe(task.config, task.provenance)}",
+                  file=sys.stderr)
     for task in p.tasks:
         if task.provenance.ignored_gen_kwargs:
             print(f"evalsuite: warning: {task.name}: generation kwargs "

@@ -126,7 +126,8 @@ def test_the_readme_command_under_accelerate_and_torchrun(tmp_path):
     assert single_dp["world_size"] == 1 and single_dp["cache_hits"] == 0
     requests = single_dp["requests"]
     assert requests == 16  # 8 documents x 2 choices
-    first, second = records["acc"]["extra"]["data_parallel"], records["tr"]["extra"]["data_parallel"]
+    first = records["acc"]["extra"]["data_parallel"]
+    second = records["tr"]["extra"]["data_parallel"]
     for dp in (first, second):
         assert dp["world_size"] == 2 and [r["rank"] for r in dp["ranks"]] == [0, 1]
         assert all(r["requests"] > 0 for r in dp["ranks"])

@@ -111,7 +111,8 @@ def build_catalog(root: Path | None = None, extra_dirs: Sequence[Path] = ()) -> 
             config = _read(path)
             if isinstance(config.get("group"), str):
                 name = config["group"]
-                entries[name] = CatalogEntry(name, "group", path, config, _names(config.get("task")))
+                members = _names(config.get("task"))
+                entries[name] = CatalogEntry(name, "group", path, config, members)
             elif isinstance(config.get("task"), str):
                 name = config["task"]
                 carried = _names(config.get("tag"))
@@ -184,8 +185,8 @@ def settings_source(catalog: Catalog, name: str) -> SettingsSource:
         gen_kwargs = (dict(entry.config.get("generation_kwargs") or {})
                       if output_type == "generate_until" else {})
         try:
-            _, provenance = resolve(TaskInfo(leaf, output_type), "base", gen_kwargs,  # type: ignore[arg-type]
-                                    Overrides({}, "cli"))
+            info = TaskInfo(leaf, output_type)  # type: ignore[arg-type]
+            _, provenance = resolve(info, "base", gen_kwargs, Overrides({}, "cli"))
         except ConfigError:
             return "-"
         knob = "gen_length" if output_type == "generate_until" else "mc_num"
