@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,11 @@ from evalsuite.results.convert import (
     model_facts,
 )
 from evalsuite.results.schema import (
+    DataParallel,
     FamilyDecision,
     LmEvalOptions,
     ModelInfo,
+    RankRequests,
     Reliability,
     SandboxRecord,
     Seeds,
@@ -64,7 +65,8 @@ class RunSpec:
     output: Path = Path("results/runs")
     """Results store root; a new run directory is created under it."""
     data_dir: Path | None = None
-    """Offline data in the layout of shared/data (sets EVALSUITE_DATA_DIR)."""
+    """Offline data in the layout of shared/data; travels to the loaders as task metadata
+    (the CLI reads ``$EVALSUITE_DATA_DIR`` into it; library code reads no environment)."""
     seed: int = 1234
     """Base seed of the per-request generators."""
     overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -75,7 +77,8 @@ class RunSpec:
     revision: str | None = None
     num_fewshot: int | None = None
     allow_code_execution: bool = False
-    """Confirm running model-written code (HumanEval), in the sandbox."""
+    """Confirm running model-written code (HumanEval), in the sandbox (the CLI sets it from
+    ``--allow-code-execution`` or ``$EVALSUITE_ALLOW_CODE_EXECUTION=1``)."""
     include_path: tuple[Path, ...] = ()
     """Extra task directories."""
     cache_dir: Path | None = None
@@ -119,8 +122,9 @@ class Plan:
 
     @property
     def code_execution(self) -> bool:
-        """The opt-in to executing model-written code: the flag, or the user's env var."""
-        return self.spec.allow_code_execution or os.environ.get(CODE_EXEC_ENV, "").strip() == "1"
+        """The opt-in to executing model-written code (the CLI folds the environment variable
+        into :attr:`RunSpec.allow_code_execution`)."""
+        return self.spec.allow_code_execution
 
     @property
     def apply_chat_template(self) -> bool:
@@ -176,7 +180,7 @@ def plan(spec: RunSpec) -> Plan:
     check_task_files(spec.include_path)
     names = resolve_tasks(list(spec.tasks), preset.family, spec.include_path)
     unsafe = unsafe_task_names(names, spec.include_path)
-    if unsafe and not (spec.allow_code_execution or os.environ.get(CODE_EXEC_ENV) == "1"):
+    if unsafe and not spec.allow_code_execution:
         from evalsuite.sandbox import CodeExecutionNotAllowedError
 
         raise CodeExecutionNotAllowedError(
@@ -235,7 +239,7 @@ def _plan_settings(names: list[str], preset: ModelPreset, spec: RunSpec,
     for name in names:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            task_dict = build_task(name, tm)
+            task_dict = build_task(name, tm, spec.data_dir)
         for task in _leaf_tasks(task_dict):
             task_name = task.config.task
             check_documents(task_name, task, spec.limit)
@@ -297,13 +301,35 @@ def _merge(into: dict[str, Any], out: Mapping[str, Any]) -> None:
             into[key] = value
 
 
-def evaluate(spec: RunSpec | Plan) -> Path:
+def evaluate(spec: RunSpec | Plan) -> Path | None:
     """Evaluate and write a run directory; returns its path.
 
     Tasks run one after another in one process with one model. If a task fails, the tasks
     already finished are written as a run (with the failure recorded) before re-raising.
+    Under data parallel (``accelerate launch`` / ``torchrun``) every rank computes its share
+    and rank 0 alone gathers and writes the run: the other ranks return None. A failure on
+    any rank there ends the run on every rank (the failing rank leaves the process group, so
+    the others fail instead of waiting for it); no partial run is written, since the ranks
+    can no longer gather.
     """
     p = spec if isinstance(spec, Plan) else plan(spec)
+    try:
+        return _evaluate(p)
+    except BaseException:
+        _abandon_process_group()  # a failing rank must not leave the others waiting
+        raise
+
+
+def _abandon_process_group() -> None:
+    """Under data parallel, leave the process group without waiting for the other ranks."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        from evalsuite.models.adapter import abandon_process_group
+
+        abandon_process_group()
+
+
+def _evaluate(p: Plan) -> Path | None:
     spec = p.spec
     import evalsuite.lm_eval_plugin  # noqa: F401
     from lm_eval import simple_evaluate
@@ -318,7 +344,7 @@ def evaluate(spec: RunSpec | Plan) -> Path:
     if p.preset.backend != "llada":  # llada plans built and checked every task already
         from evalsuite.tasks.preflight import build_and_check
 
-        build_and_check(p.task_names, tm, spec.limit)
+        build_and_check(p.task_names, tm, spec.limit, spec.data_dir)
     from evalsuite.reliability import check_writable
 
     check_writable(Path(spec.output), "--output")  # before any weight loads
@@ -344,17 +370,21 @@ def evaluate(spec: RunSpec | Plan) -> Path:
             break
         if out is not None:
             _merge(combined, out)
-    stats, settings, provenance = _gather_stats(lm)
+    if failure is not None and getattr(lm, "world_size", 1) > 1:
+        # this rank left lm-eval's sequence of collectives: gathering would wait forever
+        raise failure
+    stats, settings, provenance, shares = _gather_stats(lm)
     if getattr(lm, "rank", 0) != 0:
         if failure:
             raise failure
-        return Path()
+        return None
     if not combined.get("results"):
         if failure:
             raise failure
         raise ConfigError("no task produced results")
     info = model_facts(lm.get_model_info()) if hasattr(lm, "get_model_info") else None
-    facts = run_facts(p, info, stats, settings, provenance, failure, time.time() - started)
+    facts = run_facts(p, info, stats, settings, provenance, failure, time.time() - started,
+                      shares)
     from evalsuite.reliability import raise_if_nonfinite, write_failure
 
     reliability = facts.reliability or Reliability()
@@ -374,10 +404,11 @@ def evaluate(spec: RunSpec | Plan) -> Path:
 def run_facts(p: Plan, info: ModelFacts | None, stats: Mapping[Any, Mapping[str, Any]],
               settings: Mapping[str, Mapping[str, Any]],
               provenance: Mapping[str, Mapping[str, Any]], failure: BaseException | None,
-              wall_time_s: float) -> RunFacts:
+              wall_time_s: float, shares: Sequence[RankShare] = ()) -> RunFacts:
     """The one builder of a run's facts: from the plan and the model's own report of itself
     (``get_model_info()``, None for lm-eval's hf/vllm); ``stats``, ``settings`` and
-    ``provenance`` are the model's per-request parts gathered over ranks."""
+    ``provenance`` are the model's per-request parts gathered over ranks; ``shares`` each
+    process's requests and cache counts."""
     from evalsuite.reliability import nonfinite_counts
     from evalsuite.results.provenance import collect_environment, display_id
 
@@ -385,6 +416,10 @@ def run_facts(p: Plan, info: ModelFacts | None, stats: Mapping[Any, Mapping[str,
     reliability = info.reliability if info else None
     if reliability is not None:
         reliability = dataclasses.replace(reliability, nonfinite=nonfinite_counts(stats))
+        if reliability.cache.enabled and shares:
+            reliability = dataclasses.replace(
+                reliability, cache=dataclasses.replace(reliability.cache, **_summed_cache(shares)))
+    world_size = info.world_size if info else 1
     return RunFacts(
         model=ModelInfo(
             preset=preset.name, backend=preset.backend, resolved_id=display_id(preset.hub_id),
@@ -413,7 +448,8 @@ def run_facts(p: Plan, info: ModelFacts | None, stats: Mapping[Any, Mapping[str,
             apply_chat_template=p.apply_chat_template,
             fewshot_as_multiturn=p.fewshot_as_multiturn, gen_kwargs=dict(spec.gen_kwargs),
             predict_only=spec.predict_only),
-        world_size=info.world_size if info else 1,
+        world_size=world_size,
+        data_parallel=data_parallel_record(world_size, list(shares)),
         sandbox=_sandbox_record(p),
         reliability=reliability if reliability is not None else Reliability(),
     )
@@ -435,25 +471,84 @@ def _device_name(spec: RunSpec) -> str:
     return str(spec.device or default_device())
 
 
-def _gather_stats(lm: Any) -> tuple[dict[tuple[str, int], dict], dict[str, dict], dict[str, dict]]:
-    """Per-request statistics, settings and their provenance of a diffusion model (rank 0
-    gathers them from every process); empty for lm-eval's own ARM classes."""
+def _gather_stats(lm: Any) -> tuple[dict[tuple[str, int], dict], dict[str, dict], dict[str, dict],
+                                     list[RankShare]]:
+    """Per-request statistics, settings and their provenance of a diffusion model, and each
+    process's :class:`RankShare` (rank 0 gathers them from every process); empty for lm-eval's
+    own ARM classes."""
     from evalsuite.models.adapter import LLaDAEvalModel
 
     if not isinstance(lm, LLaDAEvalModel):
-        return {}, {}, {}
+        return {}, {}, {}, []
     stats = {k: dict(v) for k, v in lm.request_stats.items()}
     settings = lm.settings_used
     provenance = {t: s.provenance.as_dict() for t, s in lm.task_settings.items()}
+    shares = [_rank_share(lm)]
     if lm.world_size > 1:
-        gathered = lm.gather_object((stats, settings, provenance), dst=0)
+        gathered = lm.gather_object((stats, settings, provenance, shares[0]), dst=0)
         if gathered:
-            stats, settings, provenance = {}, {}, {}
-            for part_stats, part_settings, part_provenance in gathered:
+            stats, settings, provenance, shares = {}, {}, {}, []
+            for part_stats, part_settings, part_provenance, share in gathered:
                 stats.update(part_stats)
                 settings.update(part_settings)
                 provenance.update(part_provenance)
-    return stats, settings, provenance
+                shares.append(share)
+    return stats, settings, provenance, shares
+
+
+# ----- data parallel: what each process did (one home for these run facts) ----------------
+
+
+@dataclass(frozen=True)
+class RankShare:
+    """One process's share of a run: the requests it answered and what its request cache
+    counted (under data parallel lm-eval gives each rank a slice of the documents)."""
+
+    rank: int
+    requests: Mapping[str, int]
+    """Requests answered, per lm-eval request type."""
+    cache: Mapping[str, Any] | None
+    """The rank's request-cache counts (:meth:`~evalsuite.models.request_cache.CacheStats.
+    as_dict`), None without a cache."""
+
+
+def _rank_share(lm: Any) -> RankShare:
+    cache = lm.request_cache
+    return RankShare(lm.rank, dict(lm.request_counts),
+                     None if cache is None else cache.stats.as_dict())
+
+
+def data_parallel_record(world_size: int, shares: list[RankShare]) -> DataParallel | None:
+    """The run record's data-parallel facts: requests per rank and in all, request-cache hits
+    summed over the ranks; None for lm-eval's own ARM classes (no shares: evalsuite does not
+    count their requests)."""
+    if not shares:
+        return None
+    ordered = sorted(shares, key=lambda s: s.rank)
+    ranks = tuple(RankRequests(rank=s.rank, requests=sum(s.requests.values()),
+                               requests_by_type=dict(sorted(s.requests.items())),
+                               cache_hits=int((s.cache or {}).get("from_cache", 0)))
+                  for s in ordered)
+    return DataParallel(world_size=int(world_size), ranks=ranks,
+                        requests=sum(r.requests for r in ranks),
+                        cache_hits=sum(r.cache_hits for r in ranks))
+
+
+def _summed_cache(shares: list[RankShare]) -> dict[str, Any]:
+    """Request-cache counts summed over the ranks (each rank keeps its own counts)."""
+    total: dict[str, Any] = {"requests": 0, "from_cache": 0, "computed": 0, "written": 0,
+                             "by_kind": {}}
+    for share in shares:
+        if share.cache is None:
+            continue
+        for key in ("requests", "from_cache", "computed", "written"):
+            total[key] += int(share.cache.get(key, 0))
+        for kind, counts in share.cache.get("by_kind", {}).items():
+            entry = total["by_kind"].setdefault(kind, {"requests": 0, "from_cache": 0})
+            for key in entry:
+                entry[key] += int(counts.get(key, 0))
+    total["by_kind"] = dict(sorted(total["by_kind"].items()))
+    return total
 
 
 def _seeds(spec: RunSpec) -> dict[str, int]:

@@ -104,6 +104,17 @@ def _leave_process_group() -> None:
     dist.destroy_process_group()
 
 
+def abandon_process_group() -> None:
+    """Leave the process group at once, without the exit barrier of
+    :func:`_leave_process_group`, after this rank failed: the ranks no longer run the same
+    collectives, so a barrier would wait forever (and the others with it); leaving makes the
+    other ranks' next collective fail, and the launcher reports the failure."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 class LLaDAEvalModel(LM):
     """lm-eval ``LM`` for LLaDA-family checkpoints (``--model llada``)."""
 
@@ -127,7 +138,10 @@ class LLaDAEvalModel(LM):
         **overrides: Any,
     ) -> None:
         super().__init__()
+        from evalsuite.lm_eval_plugin import install_exit_code_hook_under_lm_eval_cli
         from evalsuite.presets import resolve_model
+
+        install_exit_code_hook_under_lm_eval_cli()  # plain `lm_eval --model llada` only
 
         del max_batch_size  # lm_eval's CLI passes it to every model; batches here are fixed
         unknown = set(overrides) - knob_names()
@@ -173,6 +187,9 @@ class LLaDAEvalModel(LM):
         )
         """Per (task, document): forward passes, seconds, generated tokens (up to the cut),
         NaN/inf requests, generation requests, and ``[request idx, seed]`` of each request."""
+        self.request_counts: dict[str, int] = defaultdict(int)
+        """Requests this process answered, per lm-eval request type (its share of the run
+        under data parallel)."""
 
     # ----- what the runner reads -------------------------------------------------------------
     @property
@@ -334,6 +351,7 @@ class LLaDAEvalModel(LM):
                               repeat=rep)
             for r, rep in zip(requests, self._repeats(requests))
         ]
+        self.request_counts["loglikelihood"] += len(typed)
         bar, step = self._progress(len(typed), "loglikelihood")
         outputs = self.engine.loglikelihood(typed, step)
         bar.close()
@@ -353,6 +371,7 @@ class LLaDAEvalModel(LM):
                            repeat=rep)
             for r, rep in zip(requests, self._repeats(requests))
         ]
+        self.request_counts["loglikelihood_rolling"] += len(typed)
         bar, step = self._progress(len(typed), "loglikelihood_rolling")
         outputs = self.engine.loglikelihood_rolling(typed, step)
         bar.close()
@@ -369,6 +388,7 @@ class LLaDAEvalModel(LM):
             until = (until,) if isinstance(until, str) else tuple(until)
             config = self.engine.settings(TaskInfo(r.task_name, "generate_until"), gen_kwargs)
             typed.append(GenerationRequest(r.task_name, r.doc_id, context, until, config, rep))  # type: ignore[arg-type]
+        self.request_counts["generate_until"] += len(typed)
         bar, step = self._progress(len(typed), "generate_until")
         outputs = self.engine.generate(typed, step)
         bar.close()

@@ -28,6 +28,7 @@ from evalsuite.errors import ResultsError
 from evalsuite.results.schema import (
     SCHEMA_VERSION,
     Checkpoint,
+    DataParallel,
     FamilyDecision,
     LmEvalOptions,
     MetricValue,
@@ -103,6 +104,7 @@ class RunFacts:
     checkpoint: Checkpoint | None = None
     lm_eval_options: LmEvalOptions | None = None
     world_size: int = 1
+    data_parallel: DataParallel | None = None
     sandbox: SandboxRecord | None = None
     reliability: Reliability | None = None
     tokens_counted_to_cut: bool = True
@@ -420,6 +422,7 @@ def convert_lm_eval(
         lm_eval_options=(None if facts.lm_eval_options is None else dataclasses.replace(
             facts.lm_eval_options, gen_kwargs=_jsonable(dict(facts.lm_eval_options.gen_kwargs)))),
         world_size=facts.world_size,
+        data_parallel=facts.data_parallel,
         sandbox=(None if facts.sandbox is None else dataclasses.replace(
             facts.sandbox, isolation=_jsonable(dict(facts.sandbox.isolation)))),
         reliability=facts.reliability,

@@ -199,6 +199,31 @@ class Truncation:
 
 
 @dataclass(frozen=True)
+class RankRequests:
+    """One process's share of a data-parallel run."""
+
+    rank: int
+    requests: int
+    """Requests this process answered (lm-eval gives each rank a slice of the documents)."""
+    requests_by_type: Mapping[str, int] = field(default_factory=dict)
+    """The same per lm-eval request type (``loglikelihood``, ``generate_until``, ...)."""
+    cache_hits: int = 0
+    """Requests this process answered from its request cache."""
+
+
+@dataclass(frozen=True)
+class DataParallel:
+    """How a run's requests were spread over processes (``accelerate launch``/``torchrun``)."""
+
+    world_size: int = 1
+    ranks: tuple[RankRequests, ...] = ()
+    requests: int = 0
+    """Requests answered, summed over the ranks."""
+    cache_hits: int = 0
+    """Requests answered from the request cache, summed over the ranks."""
+
+
+@dataclass(frozen=True)
 class Reliability:
     """What the run did to stay trustworthy: cache use, NaN/inf, OOM retries, truncation."""
 
@@ -304,6 +329,8 @@ class RunRecord:
     lm_eval_options: LmEvalOptions | None = None
     world_size: int = 1
     """Processes that evaluated (data parallel)."""
+    data_parallel: DataParallel | None = None
+    """Requests and cache hits per process; None for lm-eval's own backends (hf, vllm)."""
     sandbox: SandboxRecord | None = None
     reliability: Reliability | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -506,6 +533,7 @@ def run_to_dict(r: RunRecord) -> dict[str, Any]:
         "checkpoint": to_plain(r.checkpoint),
         "lm_eval_options": to_plain(r.lm_eval_options),
         "world_size": r.world_size,
+        "data_parallel": to_plain(r.data_parallel),
         "sandbox": to_plain(r.sandbox),
         "reliability": to_plain(r.reliability),
         "extra": dict(r.extra),
@@ -619,6 +647,7 @@ def run_from_dict(d: Any) -> RunRecord:
                                _get(d, "lm_eval_options", (dict, type(None)), w),
                                "run.lm_eval_options"),
         world_size=_get(d, "world_size", int, w),
+        data_parallel=_typed(DataParallel | None, d.get("data_parallel"), "run.data_parallel"),
         sandbox=_typed(SandboxRecord | None, _get(d, "sandbox", (dict, type(None)), w),
                        "run.sandbox"),
         reliability=_typed(Reliability | None, _get(d, "reliability", (dict, type(None)), w),
@@ -661,7 +690,7 @@ def sample_from_dict(d: Any, where: str = "sample") -> SampleRecord:
     )
 
 
-# ---------------------------------------------------------------- migrations
+# ---------------------------------------------------------------- loaded runs
 
 
 @dataclass(frozen=True)

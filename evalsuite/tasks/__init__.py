@@ -1,10 +1,10 @@
-"""Task suite: lm-eval YAMLs under tasks/ and offline data loading (the per-task diffusion
-settings of the paper live in :mod:`evalsuite.settings.paper`).
+"""Task suite: lm-eval YAMLs under evalsuite/tasks/yaml (package data) and offline data loading
+(the per-task diffusion settings of the paper live in :mod:`evalsuite.settings.paper`).
 
 Public API::
 
     resolve_tasks(["gsm8k", "mmlu"], family="base")  # -> ["llada_gsm8k", "llada_mmlu"]
-    task_manager()                                    # lm-eval TaskManager over tasks/
+    task_manager()                                    # lm-eval TaskManager over the suite
 
 Importing this package loads neither lm-eval nor torch.
 """
