@@ -75,7 +75,7 @@ def add_run_parser(sub: Any) -> None:
     c.add_argument("--no-cache", action="store_true", help="run without the request cache")
     from evalsuite.settings.knobs import add_flags
 
-    add_flags(p.add_argument_group("diffusion settings (override the task's; see README "
+    add_flags(p.add_argument_group("diffusion settings (override the task's; see docs/usage.md "
                                    "'Settings')"))
     p.set_defaults(func=cmd_run)
 

@@ -2,7 +2,7 @@
 
 :func:`resolve` is pure. It is called by the runner for every task of a plan before any
 weight loads, and by the lm-eval adapter for every request, so that a run and a plain
-``lm_eval --model llada`` decide the same way. Rules (README, "Settings"):
+``lm_eval --model llada`` decide the same way. Rules (docs/usage.md, "Settings"):
 
 * Precedence, highest first: the CLI or ``model_args`` (``overrides``), lm-eval's
   ``--gen_kwargs``, the task YAML's ``generation_kwargs``, the paper's per-task table

@@ -132,7 +132,7 @@ def _from_hub(benchmark: str, name: str | None = None) -> Any:
         raise HubUnreachableError(
             f"could not download the {benchmark} data {path!r} from the Hugging Face hub "
             f"({exc}). To run offline, point --data-dir (or {DATA_DIR_ENV}) at a directory in "
-            "the layout of shared/data (see the README, 'Offline data')"
+            "the layout of shared/data (see docs/tasks.md, 'Offline data')"
         ) from None
 
 
