@@ -110,7 +110,7 @@ def test_likelihood_exact_enumeration_equals_golden_bound(model, gold, meta, cas
 def test_likelihood_monte_carlo_mean_within_three_standard_errors(model, gold, meta, case):
     want = meta["likelihood"][case]["exact_elbo"]
     runs = [evalsuite.loglikelihood(model, gold[f"ll{case}.prompt"], gold[f"ll{case}.answer"],
-                                    mc_num=4, batch_size=4, seed=s, estimator="stratified").value
+                                    mc_num=4, mc_batch_size=4, seed=s, estimator="stratified").value
             for s in range(40)]
     mean = sum(runs) / len(runs)
     sd = math.sqrt(sum((r - mean) ** 2 for r in runs) / (len(runs) - 1))
@@ -211,7 +211,7 @@ def test_approximate_cache_modes_of_llada_sampler_run_and_start_exact(model, gol
     assert isinstance(cache, KVCache)
     assert (first - full[:, 10:20]).abs().max().item() <= TOL
     assert (again - full[:, 10:20]).abs().max().item() <= TOL  # same tokens: still exact
-    from evalsuite.config import SamplerConfig
+    from evalsuite.settings.config import SamplerConfig
     from evalsuite.diffusion.sampler import diffusion_generate
 
     s = meta["generation"][1]
