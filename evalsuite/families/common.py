@@ -142,3 +142,41 @@ def load_weights(module: nn.Module, ckpt_dir: Path, *, dtype: str | torch.dtype,
     module.load_state_dict(state, assign=True, strict=True)
     module.eval().requires_grad_(False)
     return module
+
+
+#: llada-tiny's tokenizer files copied into a tiny checkpoint (its ``tokenizer_config.json`` is
+#: rewritten without the chat template: a tiny checkpoint is a base model).
+TINY_TOKENIZER_FILES = ("tokenizer.json", "special_tokens_map.json")
+
+
+def write_tiny_checkpoint(out_dir: Path, config: dict, network: nn.Module, tokenizer_dir: Path,
+                          seed: int) -> Path:
+    """Write ``network``'s state dict, with seeded random values, as ``model.safetensors`` in the
+    official key layout, ``config`` as ``config.json`` and llada-tiny's tokenizer (no chat
+    template) into ``out_dir``: a tokenizer-equipped checkpoint for end-to-end tests.
+
+    Norm weights are 1, the embedding N(0, 0.5), every other tensor N(0, 0.08), drawn from one
+    generator in sorted key order, so the files are rebuilt bit for bit."""
+    import json
+    import shutil
+
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, value in sorted(network.state_dict().items()):
+        if key.endswith("norm.weight") or key.endswith("layernorm.weight"):
+            state[key] = torch.ones(value.shape, dtype=torch.float32)
+        else:
+            scale = 0.5 if "embed" in key else 0.08
+            state[key] = (torch.randn(value.shape, generator=gen) * scale).contiguous()
+    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    for name in TINY_TOKENIZER_FILES:
+        shutil.copyfile(Path(tokenizer_dir) / name, out_dir / name)
+    tok_cfg = json.loads((Path(tokenizer_dir) / "tokenizer_config.json").read_text())
+    tok_cfg.pop("chat_template", None)
+    (out_dir / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2) + "\n")
+    return out_dir
