@@ -20,6 +20,12 @@ Cache = Literal["none", "prefix", "dual"]
 Estimator = Literal["auto", "stratified", "reference"]
 ESTIMATOR_CHOICES: tuple[str, ...] = ("auto", "stratified", "reference")
 CACHE_CHOICES: tuple[str, ...] = ("none", "prefix", "dual")
+Alg = Literal["origin", "maskgit_plus", "topk_margin", "entropy"]
+ALG_CHOICES: tuple[str, ...] = ("origin", "maskgit_plus", "topk_margin", "entropy")
+BatchSchedule = Literal["per_row", "batch_mean"]
+BATCH_SCHEDULE_CHOICES: tuple[str, ...] = ("per_row", "batch_mean")
+NllType = Literal["mc", "ar_ftb"]
+NLL_TYPE_CHOICES: tuple[str, ...] = ("mc", "ar_ftb")
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,28 @@ class SamplerConfig:
     position up to the caller's cut (first stop string, EOS or EoT) is committed, and give its
     batch slot to a waiting request. Committed tokens are never remasked, so the returned
     answer is the same as with ``off``; only forward passes are saved."""
+    alg: Alg | None = None
+    """Dream's sampler (``diffusion_generate``): its timestep schedule (``linspace(1, 1e-3,
+    steps + 1)``, ``int(n_masked * (1 - s / t))`` tokens per step, all on the last) and its
+    commit rule: ``origin`` (each mask transfers with probability ``1 - s / t``, random),
+    ``maskgit_plus`` (top probability), ``topk_margin`` (top-1 minus top-2 probability) or
+    ``entropy`` (negative entropy). Unset: LLaDA's linear block schedule and ``remasking``.
+    Dream models only."""
+    alg_temp: float = 0.0
+    """Dream: 0 commits the most confident positions; above 0 draws them from
+    ``softmax(confidence / alg_temp)`` (random)."""
+    top_p: float | None = None
+    """Dream: nucleus filter (0, 1] applied to the logits before the token choice and the
+    confidence, also at temperature 0 (as Dream does). Unset: no filter."""
+    top_k: int | None = None
+    """Dream: keep the ``top_k`` largest logits before the token choice and the confidence.
+    Unset: no filter."""
+    batch_schedule: BatchSchedule = "per_row"
+    """Dream: how many tokens a row commits per step. ``per_row`` (default): from the row's
+    own masked count, so a row's output never depends on its batch-mates (each row is its
+    official batch-of-one run). ``batch_mean``: Dream's official batched code, which uses the
+    MEAN masked count of the batch, so a row can depend on the rows it was batched with; it
+    reproduces the official code's padded batches token for token and turns early exit off."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "early_exit", parse_on_off(self.early_exit, "early_exit"))
@@ -129,12 +157,41 @@ def validate_sampler(cfg: SamplerConfig) -> None:
         raise ConfigError(
             f"gen_length {cfg.gen_length} is not a multiple of block_length {cfg.block_length}"
         )
+    validate_dream_sampler(cfg)
     blocks = cfg.gen_length // cfg.block_length
     if cfg.steps % blocks != 0:
         raise ConfigError(
             f"steps {cfg.steps} is not divisible by the number of blocks {blocks} "
             f"(gen_length {cfg.gen_length} / block_length {cfg.block_length})"
         )
+
+
+def validate_dream_sampler(cfg: SamplerConfig) -> None:
+    """The Dream settings (``alg`` and the settings that go with it)."""
+    if cfg.alg is not None and cfg.alg not in ALG_CHOICES:
+        raise ConfigError(f"alg must be one of {', '.join(ALG_CHOICES)}, got {cfg.alg!r}")
+    if not isinstance(cfg.alg_temp, (int, float)) or cfg.alg_temp < 0:
+        raise ConfigError(f"alg_temp must be >= 0 (0: most confident first), got {cfg.alg_temp!r}")
+    if cfg.top_p is not None and not 0.0 < cfg.top_p <= 1.0:
+        raise ConfigError(f"top_p must be in (0, 1] (or unset), got {cfg.top_p!r}")
+    if cfg.top_k is not None and (not isinstance(cfg.top_k, int) or isinstance(cfg.top_k, bool)
+                                  or cfg.top_k < 1):
+        raise ConfigError(f"top_k must be a positive integer (or unset), got {cfg.top_k!r}")
+    if cfg.batch_schedule not in BATCH_SCHEDULE_CHOICES:
+        raise ConfigError(f"batch_schedule must be one of {', '.join(BATCH_SCHEDULE_CHOICES)}, "
+                          f"got {cfg.batch_schedule!r}")
+    if cfg.alg is None:
+        return
+    if cfg.block_length != cfg.gen_length:
+        raise ConfigError(f"alg={cfg.alg!r} (Dream's sampler) has no blocks: block_length "
+                          f"{cfg.block_length} must equal gen_length {cfg.gen_length}")
+    for name, plain in (("decoding", "schedule"), ("cache", "none"), ("remasking", "low_confidence")):
+        if getattr(cfg, name) != plain:
+            raise ConfigError(f"{name}={getattr(cfg, name)!r} is a LLaDA setting; Dream's "
+                              f"sampler (alg={cfg.alg!r}) needs {name}={plain!r}")
+    if cfg.logits_eos_inf or cfg.confidence_eos_eot_inf:
+        raise ConfigError("logits_eos_inf / confidence_eos_eot_inf are LLaDA settings; Dream's "
+                          f"sampler (alg={cfg.alg!r}) has no such rule")
 
 
 @dataclass(frozen=True)
@@ -157,8 +214,16 @@ class EstimatorConfig:
     target_se: float | None = None
     """Adaptive stopping: spend rows in rounds until the standard error is at most this (in
     nats), ``mc_num`` rows at most. None: always ``mc_num`` rows."""
+    nll_type: NllType = "mc"
+    """Dream's likelihood: ``mc`` (its Monte Carlo estimator; under ``auto`` its exact
+    expectation by enumeration when ``2^n - 1 <= mc_num``, else count strata) or ``ar_ftb``
+    (Dream's deterministic left-to-right unmasking, one pass per answer token plus EOS).
+    Dream models only."""
 
     def __post_init__(self) -> None:
+        if self.nll_type not in NLL_TYPE_CHOICES:
+            raise ConfigError(
+                f"nll_type must be one of {', '.join(NLL_TYPE_CHOICES)}, got {self.nll_type!r}")
         if self.estimator not in ESTIMATOR_CHOICES:
             raise ConfigError(
                 f"estimator must be one of {', '.join(ESTIMATOR_CHOICES)}, got {self.estimator!r}"
@@ -187,7 +252,7 @@ class EstimatorConfig:
 
 
 SAMPLER_KEYS = frozenset(f.name for f in dataclasses.fields(SamplerConfig))
-ESTIMATOR_KEYS = frozenset({"mc_num", "cfg_scale", "estimator", "target_se"})
+ESTIMATOR_KEYS = frozenset({"mc_num", "cfg_scale", "estimator", "target_se", "nll_type"})
 
 
 def split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
