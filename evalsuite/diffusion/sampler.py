@@ -393,10 +393,13 @@ def _draw_groups(generators: Generators, rows: int, random: bool
 
 def _dream_commit(x: torch.Tensor, logits: torch.Tensor, p: int, mask_id: int,
                   config: SamplerConfig, gens: Generators, steps_of: list[int],
-                  counts: list[int], timesteps: torch.Tensor) -> torch.Tensor:
+                  counts: list[int], timesteps: torch.Tensor,
+                  pads: list[int] | None = None) -> torch.Tensor:
     """One step of Dream's ``_sample`` on the rows ``x`` ``[A, T]`` (answer from column p),
     ``logits`` ``[A, T - p, V]`` already shifted; returns the new rows. ``steps_of[a]``: the
-    row's step; ``counts[a]``: tokens it commits (unused by ``origin``)."""
+    row's step; ``counts[a]``: tokens it commits (unused by ``origin``). ``pads[a]``: the
+    row's left padding; under ``per_row`` an ``alg_temp`` draw covers the row's own columns
+    only (as its solo run), under ``batch_mean`` the whole padded row (as the official batch)."""
     a_rows, width = x.shape
     block = x[:, p:]
     masked = block == mask_id
@@ -436,7 +439,13 @@ def _dream_commit(x: torch.Tensor, logits: torch.Tensor, p: int, mask_id: int,
                 by_count.setdefault(counts[r], []).append(j)
         for k, members in by_count.items():
             conf_k = full_conf[members]
-            if config.alg_temp > 0:
+            if config.alg_temp > 0 and config.batch_schedule == "per_row" and pads:
+                chosen = torch.cat([
+                    pads[rows[j]] + torch.multinomial(
+                        F.softmax(full_conf[j:j + 1, pads[rows[j]]:] / config.alg_temp, dim=-1),
+                        num_samples=k, generator=gen)
+                    for j in members])
+            elif config.alg_temp > 0:
                 weights = F.softmax(conf_k / config.alg_temp, dim=-1)
                 chosen = torch.multinomial(weights, num_samples=k, generator=gen)
             else:
@@ -633,8 +642,9 @@ def _sample_slots(model: MaskPredictor, input_ids: torch.Tensor,
         nonfinite[rows_t] |= ~torch.isfinite(logits).flatten(1).all(dim=1)
         gens = _rows_of(generator, rows)
         if dream:
+            pads = None if ma is None else (ma[:, :p] == 0).sum(dim=1).tolist()
             new_x = _dream_commit(xa, logits, p, mask_id, config, gens, [pas[s] for s in act],
-                                  step_counts, timesteps)
+                                  step_counts, timesteps, pads)
             if sel is None:
                 x.copy_(new_x)
             else:
