@@ -26,7 +26,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,16 @@ class FamilySpec:
     """Keywords its ``loglikelihood`` accepts."""
     logit_shift: int = 0
     """Position i is predicted by the output at ``i - logit_shift`` (Dream: 1)."""
+    estimate: str = "evalsuite.families.llada:estimate"
+    """``module:function``: the batched likelihood of the engine,
+    ``(network, pairs, *, config, tokens, generators, max_rows) -> list[LikelihoodResult]``."""
+    sampler_defaults: Mapping[str, Any] = field(default_factory=dict)
+    """Sampler knob values below every task/user setting (Dream: ``alg`` entropy)."""
+    paper_table: bool = True
+    """Whether the per-task settings table of :mod:`evalsuite.tasks.settings` (LLaDA's
+    published protocol) applies to this family."""
+    rolling: bool = True
+    """Whether the family's protocol has a rolling (perplexity) likelihood."""
 
     def settings(self) -> frozenset[str]:
         """Every setting of the family, as knob names (``batch_size`` -> ``mc_batch_size``)."""
@@ -104,6 +114,10 @@ FAMILIES: tuple[FamilySpec, ...] = (
         generate_settings=DREAM_GENERATE_SETTINGS,
         likelihood_settings=DREAM_LIKELIHOOD_SETTINGS,
         logit_shift=1,
+        estimate="evalsuite.families.dream.protocol:estimate",
+        sampler_defaults={"alg": "entropy"},
+        paper_table=False,
+        rolling=False,
     ),
 )
 
@@ -133,6 +147,20 @@ def check_settings(family: FamilySpec, names: Iterable[str], kind: str = "any",
             f"{name!r} ({where}) is not a {label}setting of the {family.name} architecture "
             f"(model_type {', '.join(sorted(family.model_types))}){owned}. Valid {label}settings "
             f"for {family.name}: {', '.join(sorted(valid))}")
+
+
+def architecture_of(path_or_hub_id: str) -> FamilySpec | None:
+    """The family of a local checkpoint directory (or a cached hub snapshot) from its
+    ``config.json`` alone; None when there is no local config to read."""
+    path = Path(path_or_hub_id).expanduser()
+    if not (path / "config.json").is_file():
+        from evalsuite.family import cached_hub_dir
+
+        cached = cached_hub_dir(path_or_hub_id) if path_or_hub_id.count("/") == 1 else None
+        if cached is None or not (cached / "config.json").is_file():
+            return None
+        path = cached
+    return detect_family(read_config(path), source=str(path / "config.json"))
 
 
 def family_of_network(network: object) -> FamilySpec:

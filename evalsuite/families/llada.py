@@ -39,3 +39,11 @@ def loglikelihood(network: torch.nn.Module, prompt_ids: torch.Tensor, answer_ids
     return estimate_loglikelihood(network, [(prompt_ids, answer_ids)], config=config,
                                   mask_id=tokens.mask_id, generators=[generator],
                                   max_rows=config.batch_size)[0]
+
+
+def estimate(network: torch.nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]], *,
+             config: EstimatorConfig, tokens: SpecialTokens,
+             generators: list[torch.Generator], max_rows: int) -> list[LikelihoodResult]:
+    """The engine's batched likelihood for LLaDA (Eq. 6)."""
+    return estimate_loglikelihood(network, pairs, config=config, mask_id=tokens.mask_id,
+                                  generators=generators, max_rows=max_rows)

@@ -140,6 +140,10 @@ class LLaDAEvalModel(LM):
         validate_overrides(settings)
         self.preset = resolve_model(pretrained, family=family, dtype=dtype, revision=revision)  # type: ignore[arg-type]
         self.family = self.preset.family
+        from evalsuite.families import FAMILIES, architecture_of, check_settings
+
+        self.architecture = architecture_of(self.preset.hub_id) or FAMILIES[0]
+        check_settings(self.architecture, values, where=settings_source)
         self.batch_size = int(batch_size) if str(batch_size) != "auto" else 8
         self.max_length = int(max_length)
         self.seed = int(seed)
@@ -162,6 +166,7 @@ class LLaDAEvalModel(LM):
             use_task_settings=bool(use_task_settings), device=self._device,
             tokenizer_loader=lambda: _read_tokenizer(preset.hub_id, preset.revision),
             request_cache=rcache.open_cache(request_cache),
+            architecture=self.architecture.name,
         )
         self.request_stats: dict[tuple[str | None, int | None], dict[str, float]] = defaultdict(
             lambda: {"nfe": 0, "seconds": 0.0, "generated_tokens": 0, "nonfinite": 0}

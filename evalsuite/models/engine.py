@@ -115,7 +115,12 @@ class DiffusionEngine:
         device: torch.device | None = None,
         tokenizer_loader: Callable[[], Any] | None = None,
         request_cache: rcache.RequestCache | None = None,
+        architecture: str = "llada",
     ) -> None:
+        from evalsuite.families import family_named
+
+        self.architecture = family_named(architecture)
+        """The model family (:mod:`evalsuite.families`): its settings, estimator and sampler."""
         self._loader = loader
         self._tokenizer_loader = tokenizer_loader
         self._model: Any | None = None
@@ -147,6 +152,12 @@ class DiffusionEngine:
         """The :class:`~evalsuite.models.loader.DiffusionLM` (loaded on first access)."""
         if self._model is None:
             self._model = self._loader()
+            loaded = getattr(self._model, "family", None)
+            if loaded is not None and loaded.name != self.architecture.name:
+                raise ConfigError(
+                    f"{self._model.checkpoint_dir}: config.json is a {loaded.name} model but the "
+                    f"settings were resolved for {self.architecture.name}; pass a local "
+                    "checkpoint directory so its architecture is read before loading")
             if self._model.tokenizer is None:
                 raise ConfigError(
                     f"{self._model.checkpoint_dir}: no tokenizer files; lm-eval needs text in "
@@ -216,7 +227,8 @@ class DiffusionEngine:
         key = (task, tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
         if key not in self._resolved:
             self._resolved[key] = resolve(task, self.family, kwargs, self.overrides,
-                                          use_paper_table=self.use_task_settings)
+                                          use_paper_table=self.use_task_settings,
+                                          architecture=self.architecture.name)
         config, provenance = self._resolved[key]
         for name, value in provenance.ignored_gen_kwargs.items():
             if (task.name, name) not in self._warned:
@@ -272,8 +284,7 @@ class DiffusionEngine:
     # ----- loglikelihood -------------------------------------------------------------------
     def loglikelihood(self, requests: Sequence[LikelihoodRequest],
                       progress: Callable[[int, int], None] | None = None) -> list[LikelihoodOutput]:
-        from evalsuite.diffusion.likelihood import estimate_loglikelihood
-
+        estimate = self.architecture.resolve("estimate")
         if not requests:
             return []
         out: list[LikelihoodOutput | None] = [None] * len(requests)
@@ -296,9 +307,8 @@ class DiffusionEngine:
                 pairs = [(torch.tensor(encoded[i][0]), torch.tensor(encoded[i][1])) for i in chunk]
                 gens = [torch.Generator().manual_seed(self.likelihood_seed(requests[i]))
                         for i in chunk]
-                return estimate_loglikelihood(model.network, pairs, config=config,
-                                              mask_id=model.tokens.mask_id, generators=gens,
-                                              max_rows=max(1, self.max_rows >> level))
+                return estimate(model.network, pairs, config=config, tokens=model.tokens,
+                                generators=gens, max_rows=max(1, self.max_rows >> level))
 
             def done(chunk: Sequence[int], results: Sequence[Any]) -> None:
                 seconds = (time.perf_counter() - t0[0]) / len(chunk)
@@ -326,6 +336,10 @@ class DiffusionEngine:
         outputs: list[RollingOutput] = []
         if not requests:
             return outputs
+        if not self.architecture.rolling:
+            raise ConfigError(f"loglikelihood_rolling (perplexity tasks) is not part of the "
+                              f"{self.architecture.name} protocol; choose a likelihood or "
+                              "generation task")
         model = self.model
         bos = self.tokenizer.bos_token_id
         prefix = [bos] if bos is not None else []
@@ -462,6 +476,7 @@ class DiffusionEngine:
             mask.to(self.device) if len(prompts) > 1 else None, config=config,
             mask_id=tokens.mask_id, eos_id=tokens.eos_id, eot_id=tokens.eot_id, generator=gens,
             stop=rules, batch_size=slots or self.batch_size, on_finish=row_done,
+            logit_shift=self.architecture.logit_shift,
         )
         final = [t if t is not None else text_of(row, generated, exited)
                  for row, (t, generated, exited)

@@ -109,6 +109,7 @@ def resolve(
     user_gen_kwargs: Mapping[str, Any] | None = None,
     gen_kwargs_source: Literal["yaml", "gen_kwargs"] = "yaml",
     use_paper_table: bool = True,
+    architecture: str = "llada",
 ) -> tuple[Config, Provenance]:
     """Settings for one task (or request) and their provenance.
 
@@ -117,17 +118,23 @@ def resolve(
     request's, which already include ``--gen_kwargs``; pass ``gen_kwargs_source="gen_kwargs"``
     to label them so). ``user_gen_kwargs``: lm-eval's ``--gen_kwargs`` when known separately.
     ``overrides``: the CLI's or model_args' typed knob values.
+    ``architecture``: the model family (:mod:`evalsuite.families`); a generation kwarg that is
+    a sampler knob of another family only (``top_p`` for LLaDA) is recorded as ignored.
     Raises :class:`ConfigError` for invalid combinations.
     """
     info = task if isinstance(task, TaskInfo) else TaskInfo(task)
     over = overrides if isinstance(overrides, Overrides) else Overrides(dict(overrides or {}))
-    table = _paper_table(info.name, family) if use_paper_table else {}
+    from evalsuite.families import family_named
+
+    spec = family_named(architecture)
+    table = _paper_table(info.name, family) if use_paper_table and spec.paper_table else {}
     if is_generation(info):
-        layers: list[tuple[Source, Mapping[str, Any]]] = [("paper_table", table)]
+        layers: list[tuple[Source, Mapping[str, Any]]] = [("default", spec.sampler_defaults),
+                                                          ("paper_table", table)]
         ignored: dict[str, Any] = {}
         for source, kwargs in ((gen_kwargs_source, task_generation_kwargs or {}),
                                ("gen_kwargs", user_gen_kwargs or {})):
-            honoured, dropped = _from_gen_kwargs(kwargs, source)
+            honoured, dropped = _from_gen_kwargs(kwargs, source, architecture)
             layers.append((source, honoured))
             ignored.update(dropped)
         layers.append((over.source, _own(over.values, "sampler")))
@@ -149,13 +156,17 @@ def _own(values: Mapping[str, Any], owner: Owner) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in mine and v is not None}
 
 
-def _from_gen_kwargs(kwargs: Mapping[str, Any], source: Source) -> tuple[dict[str, Any], dict[str, Any]]:
+def _from_gen_kwargs(kwargs: Mapping[str, Any], source: Source, architecture: str = "llada"
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(sampler knobs set by lm-eval generation kwargs, kwargs the sampler cannot honour)."""
+    from evalsuite.families import family_named
+
     sampler = knobs_of("sampler")
+    own = family_named(architecture).settings()
     honoured: dict[str, Any] = {}
     ignored: dict[str, Any] = {}
     for key, value in kwargs.items():
-        if key in sampler:
+        if key in sampler and key in own:
             honoured[key] = sampler[key].parse(value, f"{source} generation kwarg")
         elif key not in HONOURED_GEN_KWARGS:
             ignored[key] = value  # top_p, top_k, ... and estimator knobs (mc_num)

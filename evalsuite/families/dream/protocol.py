@@ -64,3 +64,15 @@ def loglikelihood(network: torch.nn.Module, prompt_ids: torch.Tensor, answer_ids
     return estimate_dream_loglikelihood(network, [(prompt_ids, answer_ids)], config=config,
                                         mask_id=tokens.mask_id, eos_id=tokens.eos_id,
                                         generators=[generator], max_rows=config.batch_size)[0]
+
+
+def estimate(network: torch.nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]], *,
+             config: EstimatorConfig, tokens: SpecialTokens,
+             generators: list[torch.Generator], max_rows: int) -> list[LikelihoodResult]:
+    """The engine's batched likelihood for Dream (EOS appended to every answer)."""
+    if tokens.eos_id is None:
+        raise CheckpointError("Dream's likelihood appends the EOS token, but config.json and the "
+                              "tokenizer give no eos_token_id: add eos_token_id to config.json")
+    return estimate_dream_loglikelihood(network, pairs, config=config, mask_id=tokens.mask_id,
+                                        eos_id=tokens.eos_id, generators=generators,
+                                        max_rows=max_rows)
