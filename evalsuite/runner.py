@@ -128,6 +128,10 @@ def plan(spec: RunSpec) -> Plan:
         raise ConfigError(f"--batch-size must be a positive integer, got {spec.batch_size}")
     overrides = parse_knobs(dict(spec.overrides), "cli")
     validate_overrides(Overrides(overrides, "cli"))
+    if preset.backend == "llada":
+        from evalsuite.families import FAMILIES, architecture_of, check_settings
+
+        check_settings(architecture_of(preset.hub_id) or FAMILIES[0], overrides, where="cli")
     if spec.device and str(spec.device).startswith("cuda"):
         import importlib.util
 
@@ -211,6 +215,10 @@ def _plan_settings(names: list[str], preset: ModelPreset, spec: RunSpec,
 
     planned: list[PlannedTask] = []
     over = Overrides(overrides, "cli")
+    from evalsuite.families import FAMILIES, architecture_of
+
+    architecture = (architecture_of(preset.hub_id) if preset.backend == "llada" else None) \
+        or FAMILIES[0]
     import warnings
 
     for name in names:
@@ -225,7 +233,8 @@ def _plan_settings(names: list[str], preset: ModelPreset, spec: RunSpec,
             try:
                 config, provenance = resolve(
                     TaskInfo(task_name, output_type), preset.family, gen_kwargs, over,
-                    user_gen_kwargs=spec.gen_kwargs if output_type == "generate_until" else None)
+                    user_gen_kwargs=spec.gen_kwargs if output_type == "generate_until" else None,
+                    architecture=architecture.name)
             except ConfigError as exc:
                 raise ConfigError(f"task {task_name}: {exc}") from None
             planned.append(PlannedTask(task_name, output_type, config, provenance))

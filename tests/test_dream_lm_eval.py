@@ -81,3 +81,35 @@ def test_llada_model_arg_on_a_dream_checkpoint_is_refused():
 
     with pytest.raises(ConfigError, match="'block_length' .* dream architecture"):
         LLaDAEvalModel(pretrained=str(DREAM_TINY), device="cpu", block_length=8)
+
+
+def test_evalsuite_run_on_a_dream_checkpoint(tmp_path, capsys):
+    """`evalsuite run` end to end: Dream's defaults recorded, no LLaDA paper table."""
+    import json
+
+    from evalsuite.cli import main
+
+    code = main(["run", "--model", str(DREAM_TINY), "--tasks", "tiny_qa_mc,tiny_qa_gen",
+                 "--include-path", TASKS, "--output", str(tmp_path), "--no-cache",
+                 "--mc-num", "8", "--mc-batch-size", "8", "--gen-length", "8", "--steps", "8",
+                 "--top-p", "0.95"])
+    assert code == 0, capsys.readouterr().err
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    record = json.loads((run_dir / "run.json").read_text())
+    gen = record["tasks"]["tiny_qa_gen"]["settings"]
+    assert gen["alg"] == "entropy" and gen["top_p"] == 0.95 and gen["block_length"] == 8
+    assert record["tasks"]["tiny_qa_mc"]["settings"]["nll_type"] == "mc"
+    assert record["model"]["special_tokens"]["mask_id"] == 1
+
+
+def test_cli_refuses_a_llada_setting_for_dream_before_loading(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "evalsuite", "run", "--model", str(DREAM_TINY),
+                           "--tasks", "tiny_qa_mc", "--include-path", TASKS,
+                           "--remasking", "random", "--output", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 2
+    assert "'remasking' (cli) is not a setting of the dream architecture" in proc.stderr
+    assert "alg, alg_temp" in proc.stderr

@@ -134,7 +134,7 @@ def check_settings(family: FamilySpec, names: Iterable[str], kind: str = "any",
     elif kind == "loglikelihood":
         valid = family.likelihood_settings
     else:
-        valid = family.settings() | family.generate_settings | family.likelihood_settings
+        valid = family.settings()
     for name in names:
         if name in valid:
             continue
