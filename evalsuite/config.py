@@ -166,6 +166,12 @@ def validate_sampler(cfg: SamplerConfig) -> None:
         )
 
 
+#: SamplerConfig fields of Dream's sampler only, and their values when unused (LLaDA).
+DREAM_SAMPLER_FIELDS: tuple[str, ...] = ("alg", "alg_temp", "top_p", "top_k", "batch_schedule")
+DREAM_FIELD_DEFAULTS: dict[str, Any] = {"alg": None, "alg_temp": 0.0, "top_p": None,
+                                        "top_k": None, "batch_schedule": "per_row"}
+
+
 def validate_dream_sampler(cfg: SamplerConfig) -> None:
     """The Dream settings (``alg`` and the settings that go with it)."""
     if cfg.alg is not None and cfg.alg not in ALG_CHOICES:
@@ -181,11 +187,17 @@ def validate_dream_sampler(cfg: SamplerConfig) -> None:
         raise ConfigError(f"batch_schedule must be one of {', '.join(BATCH_SCHEDULE_CHOICES)}, "
                           f"got {cfg.batch_schedule!r}")
     if cfg.alg is None:
+        for name in DREAM_SAMPLER_FIELDS[1:]:
+            if getattr(cfg, name) != DREAM_FIELD_DEFAULTS[name]:
+                raise ConfigError(f"{name}={getattr(cfg, name)!r} is a setting of Dream's sampler "
+                                  "and needs alg (origin, maskgit_plus, topk_margin, entropy); "
+                                  "LLaDA's sampler has no such setting")
         return
     if cfg.block_length != cfg.gen_length:
         raise ConfigError(f"alg={cfg.alg!r} (Dream's sampler) has no blocks: block_length "
                           f"{cfg.block_length} must equal gen_length {cfg.gen_length}")
-    for name, plain in (("decoding", "schedule"), ("cache", "none"), ("remasking", "low_confidence")):
+    for name, plain in (("decoding", "schedule"), ("cache", "none"),
+                        ("remasking", "low_confidence")):
         if getattr(cfg, name) != plain:
             raise ConfigError(f"{name}={getattr(cfg, name)!r} is a LLaDA setting; Dream's "
                               f"sampler (alg={cfg.alg!r}) needs {name}={plain!r}")

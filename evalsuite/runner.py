@@ -127,11 +127,13 @@ def plan(spec: RunSpec) -> Plan:
     if spec.batch_size <= 0:
         raise ConfigError(f"--batch-size must be a positive integer, got {spec.batch_size}")
     overrides = parse_knobs(dict(spec.overrides), "cli")
-    validate_overrides(Overrides(overrides, "cli"))
-    if preset.backend == "llada":
-        from evalsuite.families import FAMILIES, architecture_of, check_settings
+    from evalsuite.families import FAMILIES, architecture_of, check_settings
 
-        check_settings(architecture_of(preset.hub_id) or FAMILIES[0], overrides, where="cli")
+    architecture = (architecture_of(preset.hub_id) if preset.backend == "llada" else None) \
+        or FAMILIES[0]
+    if preset.backend == "llada":
+        check_settings(architecture, overrides, where="cli")
+    validate_overrides(Overrides(overrides, "cli"), architecture.name)
     if spec.device and str(spec.device).startswith("cuda"):
         import importlib.util
 

@@ -98,7 +98,8 @@ def test_evalsuite_run_on_a_dream_checkpoint(tmp_path, capsys):
     record = json.loads((run_dir / "run.json").read_text())
     gen = record["tasks"]["tiny_qa_gen"]["settings"]
     assert gen["alg"] == "entropy" and gen["top_p"] == 0.95 and gen["block_length"] == 8
-    assert record["tasks"]["tiny_qa_mc"]["settings"]["nll_type"] == "mc"
+    mc = record["tasks"]["tiny_qa_mc"]["settings"]
+    assert mc["mc_num"] == 8 and "nll_type" not in mc  # Dream's default mc is not recorded
     assert record["model"]["special_tokens"]["mask_id"] == 1
 
 

@@ -248,3 +248,39 @@ def test_seed_reproduces_and_differs(dream, gold):
     b = evalsuite.generate(dream, gold["gen1.prompt"], seed=1, **kwargs)
     c = evalsuite.generate(dream, gold["gen1.prompt"], seed=2, **kwargs)
     assert torch.equal(a.tokens, b.tokens) and not torch.equal(a.tokens, c.tokens)
+
+
+def test_unknown_model_type_names_the_supported_ones(tmp_path):
+    path = _copy(tmp_path)
+    _edit_config(path, model_type="qwen2")
+    with pytest.raises(CheckpointError, match="model_type 'qwen2' is not a supported "
+                                              "architecture; supported model_type values: "
+                                              "dream, llada"):
+        evalsuite.load_model(str(path), device="cpu")
+
+
+def test_architecture_is_read_from_config_alone(tmp_path):
+    from evalsuite.families import architecture_of
+
+    assert architecture_of(str(DREAM_DIR)).name == "dream"
+    assert architecture_of(str(LLADA_DIR)).name == "llada"
+    assert architecture_of(str(tmp_path)) is None  # no config.json: unknown, nothing loaded
+
+
+def test_llada_records_seeds_and_cache_keys_are_unchanged_by_dreams_fields():
+    """The 12 settings LLaDA recorded before Dream joined, and nothing else: its request
+    seeds and request-cache keys are those of earlier versions."""
+    from evalsuite.settings.resolve import settings_record
+
+    before = {"gen_length", "steps", "block_length", "temperature", "cfg_scale", "remasking",
+              "logits_eos_inf", "confidence_eos_eot_inf", "decoding", "threshold", "cache",
+              "early_exit"}
+    assert set(settings_record(SamplerConfig())) == before
+    dream_record = settings_record(sampler_config(steps=4, gen_length=8))
+    assert dream_record["alg"] == "entropy" and "top_p" in dream_record
+    from evalsuite.config import EstimatorConfig
+
+    assert "nll_type" not in settings_record(EstimatorConfig())
+    assert settings_record(EstimatorConfig(nll_type="ar_ftb"))["nll_type"] == "ar_ftb"
+    with pytest.raises(ConfigError, match="top_p=0.9 is a setting of Dream's sampler and needs alg"):
+        SamplerConfig(top_p=0.9)

@@ -137,12 +137,18 @@ class LLaDAEvalModel(LM):
         values = parse_knobs(overrides, settings_source)
         self.overrides = values
         settings = Overrides(values, settings_source)
-        validate_overrides(settings)
+        from evalsuite.families import FAMILIES, architecture_of, check_settings
+        from evalsuite.presets import PRESETS
+
+        # the architecture from config.json alone (a local directory or a preset's), so that
+        # settings are refused before the name is resolved or anything loads
+        where = PRESETS[pretrained].hub_id if pretrained in PRESETS else pretrained
+        guessed = architecture_of(where) or FAMILIES[0]
+        check_settings(guessed, values, where=settings_source)
+        validate_overrides(settings, guessed.name)
         self.preset = resolve_model(pretrained, family=family, dtype=dtype, revision=revision)  # type: ignore[arg-type]
         self.family = self.preset.family
-        from evalsuite.families import FAMILIES, architecture_of, check_settings
-
-        self.architecture = architecture_of(self.preset.hub_id) or FAMILIES[0]
+        self.architecture = architecture_of(self.preset.hub_id) or guessed
         check_settings(self.architecture, values, where=settings_source)
         self.batch_size = int(batch_size) if str(batch_size) != "auto" else 8
         self.max_length = int(max_length)

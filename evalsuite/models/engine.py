@@ -277,7 +277,7 @@ class DiffusionEngine:
     def generation_seed(self, req: GenerationRequest) -> int:
         # early_exit changes no draw (an exited row keeps the tokens it would have had), so it
         # stays out of the seed: on and off sample the same noise
-        settings = tuple(sorted((k, v) for k, v in req.config.as_dict().items()
+        settings = tuple(sorted((k, v) for k, v in settings_record(req.config).items()
                                 if k not in SEED_NEUTRAL_SETTINGS))
         return request_seed(self.seed, req.context, settings, *self._seed_parts(req.repeat))
 

@@ -345,10 +345,11 @@ def _resolve_estimator(layers: list[tuple[Source, Mapping[str, Any]]],
                                                  tuple(notes))
 
 
-def validate_overrides(overrides: Overrides) -> None:
+def validate_overrides(overrides: Overrides, architecture: str = "llada") -> None:
     """Check the overrides on their own, before any task is known or anything loads: the
     lengths, steps and blocks when ``gen_length`` is given (a task may supply it otherwise),
-    the estimator always. Raises :class:`ConfigError` like :func:`resolve`."""
+    the estimator always, with the defaults of the model family ``architecture``. Raises
+    :class:`ConfigError` like :func:`resolve`."""
     values = overrides.values
     for key in _LENGTH_KEYS:
         if key in values and (not isinstance(values[key], int) or values[key] <= 0):
@@ -356,16 +357,27 @@ def validate_overrides(overrides: Overrides) -> None:
                 f"{key} {values[key]} (from {overrides.source}) must be a positive integer; pass "
                 f"e.g. {_where(overrides.source, key)}{' ' if overrides.source == 'cli' else ''}256")
     if "gen_length" in values:
-        resolve(TaskInfo(None, "generate_until"), "base", {}, overrides)
+        resolve(TaskInfo(None, "generate_until"), "base", {}, overrides,
+                architecture=architecture)
     else:  # the other sampler knobs, at the default lengths
         rest = {k: v for k, v in values.items() if k not in _LENGTH_KEYS}
-        resolve(TaskInfo(None, "generate_until"), "base", {}, Overrides(rest, overrides.source))
-    resolve(TaskInfo(None, "loglikelihood"), "base", {}, overrides)
+        resolve(TaskInfo(None, "generate_until"), "base", {}, Overrides(rest, overrides.source),
+                architecture=architecture)
+    resolve(TaskInfo(None, "loglikelihood"), "base", {}, overrides, architecture=architecture)
 
 
 def settings_record(config: Config) -> dict[str, Any]:
-    """What the run record stores as a task's settings (every field of the config)."""
+    """What the run record stores as a task's settings (every field of the config that its
+    sampler or estimator uses: Dream's fields only for Dream's sampler / ``ar_ftb``, so that a
+    LLaDA record, its request-cache keys and its seeds are those of earlier versions)."""
+    from evalsuite.config import DREAM_SAMPLER_FIELDS
+
     out = dataclasses.asdict(config)
+    if isinstance(config, SamplerConfig) and config.alg is None:
+        for name in DREAM_SAMPLER_FIELDS:
+            out.pop(name, None)
+    if isinstance(config, EstimatorConfig) and config.nll_type == "mc":
+        out.pop("nll_type", None)
     if isinstance(config, EstimatorConfig):
         out.setdefault("estimator", "eq6-stratified")
     return out

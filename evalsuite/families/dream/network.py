@@ -58,8 +58,9 @@ class DreamAttention(nn.Module):
         k = k * cos + rotate_half(k) * sin
         groups = cfg.num_attention_heads // cfg.num_key_value_heads
         if groups > 1:  # repeat each KV head for its query heads, as the official repeat_kv
-            k = k[:, :, None].expand(b, cfg.num_key_value_heads, groups, t, hd).reshape(b, -1, t, hd)
-            v = v[:, :, None].expand(b, cfg.num_key_value_heads, groups, t, hd).reshape(b, -1, t, hd)
+            shape = (b, cfg.num_key_value_heads, groups, t, hd)
+            k = k[:, :, None].expand(shape).reshape(b, -1, t, hd)
+            v = v[:, :, None].expand(shape).reshape(b, -1, t, hd)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=False)
         return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
 

@@ -3,8 +3,8 @@ tokenizer, for end-to-end tests through lm-eval (text in, text out).
 
 It is Dream's format exactly (``config.json`` with the Qwen2 keys and ``model_type: Dream``,
 safetensors keys ``model.embed_tokens.weight``, ``model.layers.N.self_attn.{q,k,v}_proj.
-{weight,bias}``, ..., ``lm_head.weight``), an untied head as the real model, and llada-tiny's byte-level
-BPE tokenizer (vocabulary 2048: ``<|endoftext|>`` 0 = EOS = pad, ``<|mdm_mask|>`` 1 = mask),
+{weight,bias}``, ..., ``lm_head.weight``), an untied head as the real model, and
+llada-tiny's byte-level BPE tokenizer (vocabulary 2048: ``<|endoftext|>`` 0 = EOS = pad, ``<|mdm_mask|>`` 1 = mask),
 without a chat template (a base model). The weights are random (seeded): it tests the
 plumbing, not accuracy. :func:`build` regenerates it bit for bit.
 """
