@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 
@@ -45,16 +46,25 @@ from evalsuite.diffusion.likelihood import LikelihoodResult, _Row, _score, _seed
 SAMPLING_EPS = 1e-3
 
 
+@lru_cache(maxsize=256)
+def subset_masses(n: int, eps: float = SAMPLING_EPS) -> tuple[float, ...]:
+    """``(m_1, ..., m_n)``: the weight of the mean over k-subsets in the official estimator's
+    expectation, ``m_k = P(Binomial(n, eps) <= k - 1) / (k (1 - eps))``."""
+    log_eps, log_rest = math.log(eps), math.log1p(-eps)
+    out, below = [], 0.0
+    for k in range(1, n + 1):
+        j = k - 1  # P(Binomial = j), added to the cumulative probability
+        below += math.exp(math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
+                          + j * log_eps + (n - j) * log_rest)
+        out.append(min(below, 1.0) / (k * (1.0 - eps)))
+    return tuple(out)
+
+
 def subset_mass(n: int, k: int, eps: float = SAMPLING_EPS) -> float:
-    """``m_k``: the weight of the mean over k-subsets in the official estimator's expectation,
-    ``P(Binomial(n, eps) <= k - 1) / (k (1 - eps))``."""
+    """``m_k`` of :func:`subset_masses`."""
     if not 1 <= k <= n:
         raise ValueError(f"k must be in 1..{n}, got {k}")
-    below = 0.0
-    for j in range(k):
-        below += math.exp(math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
-                          + j * math.log(eps) + (n - j) * math.log1p(-eps))
-    return min(below, 1.0) / (k * (1.0 - eps))
+    return subset_masses(n, eps)[k - 1]
 
 
 def maskable_positions(prompt_len: int, total_len: int) -> torch.Tensor:
@@ -138,6 +148,7 @@ def estimate_dream_loglikelihood(
     auto = config.nll_type == "mc" and config.estimator == "auto"
     seeds = _seeds(n_req, generators, crn_groups) if auto else [0] * n_req
     rows: list[_Row] = []
+    counts: list[int] = []
     plans: list[tuple[str, object]] = []
     for i in range(n_req):
         seq, plen = seqs[i], prompt_lens[i]
@@ -156,9 +167,9 @@ def estimate_dream_loglikelihood(
             design = (auto_design(n, config.mc_num, seeds[i]) if config.estimator == "auto"
                       else stratified_design(n, config.mc_num, config.batch_size, generators[i]))
             mine = _design_rows(i, seq, plen, design.masks, positions, mask_id)
-            weight = torch.tensor([n * subset_mass(n, k) for k in range(1, n + 1)],
-                                  dtype=torch.float64)
+            weight = n * torch.tensor(subset_masses(n), dtype=torch.float64)
             plans.append(("design", (design, weight[design.counts - 1])))
+        counts.append(len(mine))
         rows += mine
     scorable = [r for r in rows if bool(r.scored_mask.any())]
     scores, owner, _ = (_score(model, scorable, config.cfg_scale, mask_id, max_rows, shift)
@@ -168,9 +179,8 @@ def estimate_dream_loglikelihood(
     results = []
     start = 0
     for i in range(n_req):
-        count = sum(1 for r in rows[start:] if r.request == i) if rows else 0
-        mine = rows[start:start + count]
-        start += count
+        mine = rows[start:start + counts[i]]
+        start += counts[i]
         idx = [position.get(id(r)) for r in mine]
         logp = torch.tensor([0.0 if k is None else float(scores[0, k]) for k in idx],
                             dtype=torch.float64)
