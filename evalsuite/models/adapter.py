@@ -104,7 +104,8 @@ def _leave_process_group() -> None:
 
 
 class LLaDAEvalModel(LM):
-    """lm-eval ``LM`` for LLaDA-family checkpoints (``--model llada``)."""
+    """lm-eval ``LM`` for the native diffusion families (``--model llada``): LLaDA and Dream,
+    dispatched on the checkpoint's ``config.json``."""
 
     def __init__(
         self,
