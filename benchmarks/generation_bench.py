@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from evalsuite.config import SamplerConfig
+from evalsuite.settings.config import SamplerConfig
 from evalsuite.diffusion.sampler import diffusion_generate, transfer_schedule
 from evalsuite.diffusion.stopping import StopRule, length_buckets
 from evalsuite.models.llada import LLaDAConfig, LLaDAModel

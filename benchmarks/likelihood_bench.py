@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from evalsuite.config import EstimatorConfig  # noqa: E402
+from evalsuite.settings.config import EstimatorConfig  # noqa: E402
 from evalsuite.diffusion.likelihood import estimate_loglikelihood  # noqa: E402
 from evalsuite.models.llada import LLaDAConfig, LLaDAModel  # noqa: E402
 

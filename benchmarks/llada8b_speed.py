@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from evalsuite.config import EstimatorConfig, SamplerConfig
+from evalsuite.settings.config import EstimatorConfig, SamplerConfig
 from evalsuite.diffusion.likelihood import estimate_loglikelihood
 from evalsuite.diffusion.sampler import diffusion_generate
 from evalsuite.models.checkpoint import parse_dtype

@@ -1,10 +1,18 @@
 """Token-level API, usable without lm-eval: ``generate`` and ``loglikelihood``.
 
-Both dispatch through the model's family (:mod:`evalsuite.families`) and take that family's
-own setting names: LLaDA ``steps``, ``gen_length``, ``block_length``, ``remasking``, ...;
+Both dispatch through the model's family (:mod:`evalsuite.families`) and take every knob of
+the settings registry (:mod:`evalsuite.settings.knobs`) that the family has, as keyword
+arguments: ``generate`` the sampler's (LLaDA ``gen_length``, ``steps``, ``block_length``,
+``temperature``, ``remasking``, ``decoding``, ``threshold``, ``cache``, ``early_exit``, ...;
 Dream ``steps``, ``gen_length`` (its ``max_new_tokens``), ``alg``, ``alg_temp``,
-``temperature``, ``top_p``, ``top_k``. A setting of another family raises
-:class:`~evalsuite.errors.ConfigError` naming it, the architecture and the valid names.
+``temperature``, ``top_p``, ``top_k``, ``batch_schedule``, ``early_exit``),
+``loglikelihood`` the estimator's (``mc_num``, ``mc_batch_size``, ``cfg_scale``,
+``estimator``; LLaDA ``target_se``, Dream ``nll_type``). They are checked and completed by
+the same resolver as the CLI and ``model_args`` (source ``argument``, without a task's paper
+table, with the family's defaults): a ``gen_length`` alone gives pure diffusion at that
+length, an unknown name is refused with the closest knob names, and a setting of another
+family raises :class:`~evalsuite.errors.ConfigError` naming it, the architecture and the
+valid names.
 """
 
 from __future__ import annotations
@@ -15,10 +23,14 @@ from typing import Any
 import torch
 
 from evalsuite.diffusion.likelihood import LikelihoodResult
-from evalsuite.diffusion.sampler import GenerationResult, Generators
+from evalsuite.diffusion.sampler import GenerationResult, Generators, diffusion_generate
+from evalsuite.errors import ConfigError
 from evalsuite.families import FamilySpec, check_settings, family_of_network
 from evalsuite.models.loader import DiffusionLM
 from evalsuite.models.tokens import SpecialTokens, resolve_special_tokens
+from evalsuite.settings.config import EstimatorConfig, SamplerConfig
+from evalsuite.settings.knobs import Owner, knobs_of, parse_knobs
+from evalsuite.settings.resolve import Overrides, TaskInfo, resolve
 
 
 def _parts(model: Any) -> tuple[torch.nn.Module, SpecialTokens, FamilySpec]:
@@ -34,6 +46,27 @@ def _generator(seed: int | None, device: torch.device) -> torch.Generator:
     return gen
 
 
+def settings_from_kwargs(owner: Owner, kwargs: dict[str, Any], where: str,
+                         architecture: str = "llada") -> Any:
+    """The :class:`SamplerConfig` (``owner="sampler"``) or :class:`EstimatorConfig` of keyword
+    arguments: registry knobs of the family ``architecture`` only, each parsed and the whole
+    resolved (with the family's defaults) and validated."""
+    from evalsuite.families import family_named
+
+    values = parse_knobs(kwargs, f"{where} argument")
+    other = sorted(set(values) - set(knobs_of(owner)))
+    if other:
+        raise ConfigError(
+            f"{where}: {', '.join(other)} do(es) not apply to {owner} settings; the knobs of "
+            f"{where} are {', '.join(knobs_of(owner))}")
+    check_settings(family_named(architecture), values,
+                   "generate" if owner == "sampler" else "loglikelihood", f"{where} argument")
+    kind = "generate_until" if owner == "sampler" else "loglikelihood"
+    config, _ = resolve(TaskInfo(None, kind), "base", {}, Overrides(values, "argument"),
+                        use_paper_table=False, architecture=architecture)
+    return config
+
+
 def generate(
     model: Any,
     input_ids: torch.Tensor,
@@ -46,14 +79,15 @@ def generate(
     """Diffusion sampling with the family's sampler; returns ``.tokens`` ``[B, P + gen_length]``
     and ``.nfe``.
 
-    ``input_ids`` ``[B, P]`` (left-padded, with ``attention_mask`` 0 on padding). Randomness
-    comes from ``generator`` (one, or one per row) or a generator seeded with ``seed``.
-    Special ids come from the config and tokenizer. LLaDA needs ``steps``, ``gen_length`` and
-    ``block_length``; Dream needs ``steps`` and ``gen_length`` (``alg`` defaults to
-    ``entropy``, the setting of Dream's evaluation scripts).
+    ``input_ids`` ``[B, P]`` (left-padded, with ``attention_mask`` 0 on padding). ``settings``:
+    any sampler knob of the family (see the module docstring); those not given take the
+    family's defaults (Dream: ``alg="entropy"``, the setting of Dream's evaluation scripts),
+    the lengths derived from ``gen_length``. Randomness comes from ``generator`` (one, or one
+    per row) or a generator seeded with ``seed``. Special ids come from the config and
+    tokenizer.
     """
     network, tokens, family = _parts(model)
-    check_settings(family, settings, "generate", "evalsuite.generate")
+    config: SamplerConfig = settings_from_kwargs("sampler", settings, "generate", family.name)
     input_ids = input_ids.to(network.device)
     if input_ids.dim() == 1:
         input_ids = input_ids[None]
@@ -63,8 +97,9 @@ def generate(
             attention_mask = attention_mask[None]
     if generator is None:
         generator = _generator(seed, network.device)
-    return family.resolve("generate")(network, input_ids, attention_mask, tokens=tokens,
-                                      generator=generator, **settings)
+    return diffusion_generate(network, input_ids, attention_mask, config=config,
+                              mask_id=tokens.mask_id, eos_id=tokens.eos_id, eot_id=tokens.eot_id,
+                              generator=generator, logit_shift=family.logit_shift)
 
 
 def loglikelihood(
@@ -77,15 +112,19 @@ def loglikelihood(
 ) -> LikelihoodResult:
     """The family's estimate of log p(answer | prompt): ``.value``, ``.stderr``, ``.nfe``.
 
-    LLaDA (Eq. 6; ``mc_num`` 128, ``batch_size`` 16, ``cfg_scale``, ``estimator``,
-    ``target_se``): exact in one pass for a one-token answer and in ``2^L - 1`` rows when that
-    fits ``mc_num``, otherwise Monte Carlo rows unbiased for the bound. Dream (``mc_num`` 128,
-    ``batch_size`` 32, ``cfg_scale``, ``estimator``, ``nll_type`` mc or ar_ftb): the EOS is
-    appended inside (``answer_ids`` never includes it); the official estimator's expectation
-    exactly when ``2^n - 1 <= mc_num``.
+    ``settings``: any estimator knob of the family. LLaDA (Eq. 6; ``mc_num`` 128,
+    ``mc_batch_size`` derived as the largest divisor of ``mc_num`` up to 16, ``cfg_scale``,
+    ``estimator``, ``target_se``): exact in one pass for a one-token answer and in ``2^L - 1``
+    rows when that fits ``mc_num``, otherwise Monte Carlo rows unbiased for the bound;
+    ``estimator="reference"`` runs the official algorithm. Dream (``mc_num`` 128,
+    ``mc_batch_size`` up to 32 as Dream's eval wrapper, ``cfg_scale``, ``estimator``,
+    ``nll_type`` mc or ar_ftb): the EOS is appended inside (``answer_ids`` never includes
+    it); the official estimator's expectation exactly when ``2^n - 1 <= mc_num``.
     """
     network, tokens, family = _parts(model)
-    check_settings(family, settings, "loglikelihood", "evalsuite.loglikelihood")
+    config: EstimatorConfig = settings_from_kwargs("estimator", settings, "loglikelihood",
+                                                   family.name)
     gen = torch.Generator().manual_seed(secrets.randbits(63) if seed is None else seed)
-    return family.resolve("loglikelihood")(network, prompt_ids, answer_ids, tokens=tokens,
-                                           generator=gen, **settings)
+    estimate = family.resolve("estimate")
+    return estimate(network, [(prompt_ids, answer_ids)], config=config, tokens=tokens,
+                    generators=[gen], max_rows=config.batch_size)[0]

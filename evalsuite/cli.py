@@ -12,9 +12,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalsuite.errors import EvalsuiteError
+
+if TYPE_CHECKING:
+    from evalsuite.runner import Plan, RunSpec
 
 
 
@@ -77,22 +80,32 @@ def add_run_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from evalsuite.models.request_cache import CACHE_DIR_ENV, DEFAULT_CACHE_DIR
-    from evalsuite.runner import RunSpec, evaluate, plan
-    from evalsuite.settings.knobs import from_namespace
+def _env_data_dir(flag: Path | None) -> Path | None:
+    """``--data-dir``, else ``$EVALSUITE_DATA_DIR``, else None (the hub)."""
     from evalsuite.tasks.data import DATA_DIR_ENV
 
-    overrides = from_namespace(args)
+    value = os.environ.get(DATA_DIR_ENV, "").strip()
+    return flag or (Path(value) if value else None)
 
-    data_dir = args.data_dir or (Path(os.environ[DATA_DIR_ENV])
-                                 if os.environ.get(DATA_DIR_ENV) else None)
-    spec = RunSpec(
+
+def spec_from_args(args: argparse.Namespace) -> RunSpec:
+    """The :class:`~evalsuite.runner.RunSpec` of ``evalsuite run``. The environment is read
+    here, once (``EVALSUITE_DATA_DIR``, ``EVALSUITE_ALLOW_CODE_EXECUTION``,
+    ``EVALSUITE_CACHE_DIR``); the library below takes parameters."""
+    from evalsuite.models.request_cache import CACHE_DIR_ENV, DEFAULT_CACHE_DIR
+    from evalsuite.runner import RunSpec
+    from evalsuite.sandbox import ALLOW_ENV
+    from evalsuite.settings.knobs import from_namespace
+
+    overrides = from_namespace(args)
+    data_dir = _env_data_dir(args.data_dir)
+    allow_code = args.allow_code_execution or os.environ.get(ALLOW_ENV, "").strip() == "1"
+    return RunSpec(
         model=args.model, tasks=args.tasks, limit=args.limit, device=args.device,
         batch_size=args.batch_size, output=args.output, data_dir=data_dir, seed=args.seed,
         overrides=overrides, backend=args.backend, family=args.family, dtype=args.dtype,
         revision=args.revision, num_fewshot=args.num_fewshot,
-        allow_code_execution=args.allow_code_execution, include_path=tuple(args.include_path),
+        allow_code_execution=allow_code, include_path=tuple(args.include_path),
         cache_dir=None if args.no_cache else (
             args.cache_dir or Path(os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR)),
         gen_kwargs=_gen_kwargs(args.gen_kwargs), system_instruction=args.system_instruction,
@@ -100,25 +113,47 @@ def cmd_run(args: argparse.Namespace) -> int:
         fewshot_as_multiturn=args.fewshot_as_multiturn, predict_only=args.predict_only,
         wandb_args=args.wandb_args,
     )
-    p = plan(spec)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from evalsuite.runner import evaluate, plan
+
+    p = plan(spec_from_args(args))
+    # under `accelerate launch` / `torchrun` every rank runs this command; rank 0 alone talks
+    if _launch_rank() == 0:
+        _announce(p, verbose=args.verbose)
+    run_dir = evaluate(p)
+    if run_dir is not None:  # rank 0 (or a single process) wrote the run
+        _print_summary(run_dir)
+    return 0
+
+
+def _launch_rank() -> int:
+    """This process's rank as the launcher (``torchrun``, ``accelerate launch``) set it in
+    ``RANK``; 0 when run plainly."""
+    try:
+        return int(os.environ.get("RANK", "0") or 0)
+    except ValueError:
+        return 0
+
+
+def _announce(p: Plan, *, verbose: bool) -> None:
+    """What will run: model, tasks, family, warnings (stderr)."""
     print(f"evalsuite: {p.preset.name} ({p.preset.backend}, {p.preset.dtype}) on "
           f"{', '.join(p.task_names)}", file=sys.stderr)
     print(f"evalsuite: family {p.preset.family} ({p.preset.family_reason}); chat template "
           f"{'on' if p.apply_chat_template else 'off'}", file=sys.stderr)
-    if args.verbose:
+    if verbose:
         from evalsuite.settings import describe
 
         for task in p.tasks:
-            print(f"evalsuite: {task.name}: {describe(task.config, task.provenance)}", file=sys.stderr)
+            print(f"evalsuite: {task.name}: {describe(task.config, task.provenance)}",
+                  file=sys.stderr)
     for task in p.tasks:
         if task.provenance.ignored_gen_kwargs:
             print(f"evalsuite: warning: {task.name}: generation kwargs "
                   f"{', '.join(sorted(task.provenance.ignored_gen_kwargs))} are not supported by "
                   "the diffusion sampler and are ignored (recorded in the run)", file=sys.stderr)
-    run_dir = evaluate(p)
-    if str(run_dir):
-        _print_summary(run_dir)
-    return 0
 
 
 def _gen_kwargs(text: str | None) -> dict[str, Any]:
@@ -145,7 +180,7 @@ def _print_summary(run_dir: Path) -> None:
     record = json.loads((run_dir / "run.json").read_text())
     print(f"run written to {run_dir}")
     tasks = record.get("tasks") or {}
-    requested = [t for t in (record.get("extra") or {}).get("requested_tasks", []) if t in tasks]
+    requested = [t for t in record.get("requested_tasks") or [] if t in tasks]
     for task, info in ((t, tasks[t]) for t in (requested or sorted(tasks))):
         metrics = info.get("metrics") or {}
         shown = ", ".join(
@@ -156,18 +191,57 @@ def _print_summary(run_dir: Path) -> None:
 
 
 def add_tasks_parser(sub: Any) -> None:
-    p = sub.add_parser("tasks", help="list the task names")
+    p = sub.add_parser("tasks", help="list every task and group",
+                       description="List every task and group of the suite: kind, documents "
+                       "where the data is local, and where its diffusion settings come from.")
+    p.add_argument("--filter", default=None, metavar="SUBSTRING",
+                   help="only names containing SUBSTRING (case-insensitive)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="offline data directory (layout of shared/data) to count documents in "
+                   "(default: $EVALSUITE_DATA_DIR; without one only the tasks whose data ships "
+                   "in the package are counted)")
+    p.add_argument("--path", action="store_true",
+                   help="print the directory of the task YAMLs (for lm_eval --include_path)")
     p.set_defaults(func=cmd_tasks)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from evalsuite.tasks.registry import SHORT_NAMES, known_task_names
+    from evalsuite.errors import ConfigError
+    from evalsuite.tasks.catalog import build_catalog, documents, settings_source
+    from evalsuite.tasks.data import DATA_DIR_ENV
+    from evalsuite.tasks.registry import SHORT_NAMES, tasks_dir
 
-    names = known_task_names()
-    print("short name -> task")
-    for short, full in SHORT_NAMES.items():
-        print(f"  {short:15s} {full}")
-    print(f"{len(names)} task and group names in tasks/ (subtasks included)")
+    if args.path:
+        print(tasks_dir())
+        return 0
+    data_dir = _env_data_dir(args.data_dir)
+    if data_dir is not None and not data_dir.is_dir():
+        raise ConfigError(f"data directory {data_dir} does not exist; pass a directory in the "
+                          "layout of shared/data or omit --data-dir")
+    catalog = build_catalog()
+    entries = catalog.select(args.filter)
+    if not entries:
+        import difflib
+
+        close = difflib.get_close_matches(args.filter or "", catalog.entries, n=3, cutoff=0.5)
+        print(f"no task or group name contains {args.filter!r}"
+              + ("; did you mean " + " or ".join(map(repr, close)) + "?" if close else ""))
+        return 0
+    width = max(len(e.name) for e in entries)
+    memo: dict[str, int | str | None] = {}
+    print(f"{'name':{width}s}  {'kind':5s}  {'docs':>7s}  settings")
+    for entry in entries:
+        docs = documents(catalog, entry.name, data_dir, memo)
+        print(f"{entry.name:{width}s}  {entry.kind:5s}  {'-' if docs is None else docs!s:>7s}  "
+              f"{settings_source(catalog, entry.name)}")
+    groups = sum(e.kind == "group" for e in entries)
+    print(f"{len(entries)} names ({len(entries) - groups} tasks, {groups} groups) in {tasks_dir()}")
+    print("docs: documents of the evaluation split where the data is local ("
+          + (f"{data_dir}" if data_dir else "none given: --data-dir or $" + DATA_DIR_ENV)
+          + ", or shipped in the package); -: read from the hub at run time")
+    print("settings: where gen_length (generation) or mc_num (likelihood) comes from without "
+          "flags: the paper table, the task YAML, or the default")
+    print("short names: " + ", ".join(f"{short} -> {full}" for short, full in SHORT_NAMES.items()))
     return 0
 
 
@@ -216,6 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("evalsuite: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that stopped (`evalsuite tasks | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -100,8 +100,7 @@ class IdentityResult:
 def run_context(run: Run) -> dict[str, str]:
     """Run-level facts that must match for outputs to be reproducible (flattened to text)."""
     r = run.record
-    checkpoint = r.extra.get("checkpoint")
-    sha = checkpoint.get("sha256") if isinstance(checkpoint, Mapping) else None
+    sha = r.checkpoint.sha256 if r.checkpoint is not None else None
     out = {
         "model.resolved_id": r.model.resolved_id,
         "model.revision": str(r.model.revision),
@@ -109,9 +108,9 @@ def run_context(run: Run) -> dict[str, str]:
         "model.checkpoint_sha256": str(sha),
         "device": str(r.device),
         "limit": str(r.limit),
-        "world_size": str(r.extra.get("world_size")),
+        "world_size": str(r.world_size),
     }
-    for k, v in sorted(r.seeds.items()):
+    for k, v in sorted(r.seeds.as_dict().items()):
         out[f"seeds.{k}"] = str(v)
     return out
 

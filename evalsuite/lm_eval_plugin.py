@@ -1,10 +1,20 @@
 """Registers ``--model llada`` with lm-eval without importing torch (lazy target).
 
-Imported by our CLI and, through the ``evalsuite-lm-eval.pth`` file that ``make install``
-puts in the venv, by plain ``lm_eval`` (lm-eval 0.4.13 has no plugin entry points).
+lm-eval 0.4.13 finds models only in its own registry: it reads no entry points and has no
+plugin directory. The one registration mechanism is therefore an import of this module before
+lm-eval looks the name up: our CLI imports it, and plain ``lm_eval`` gets it from the
+``evalsuite-lm-eval.pth`` file that the wheel installs at the top of site-packages (``setup.py``;
+an editable ``make install`` copies the same file there).
+
+Importing this module only registers the name. The exit-code hook (an evalsuite error exits 2
+with one message) is installed by the model itself, and only when lm-eval's own command line
+builds it (:func:`install_exit_code_hook_under_lm_eval_cli`).
 """
 
 from __future__ import annotations
+
+import sys
+from types import FrameType, TracebackType
 
 
 def register() -> None:
@@ -22,15 +32,24 @@ except ImportError:  # lm-eval not installed: nothing to register
     pass
 
 
-def _install_exit_code_hook() -> None:
-    """An uncaught :class:`~evalsuite.errors.EvalsuiteError` (bad model_args or settings under
-    plain ``lm_eval --model llada``) prints its message and exits 2, as ``evalsuite`` does,
-    instead of lm-eval's traceback and exit 1. Other exceptions are left to the previous hook."""
-    import sys
+def lm_eval_cli_running(frame: FrameType | None = None) -> bool:
+    """Whether this call runs inside lm-eval's own command line (``lm_eval run ...``): its
+    ``Run._execute`` is on the call stack. A Python caller of ``simple_evaluate`` is not."""
+    module = sys.modules.get("lm_eval._cli.run")
+    execute = getattr(getattr(module, "Run", None), "_execute", None)
+    code = getattr(execute, "__code__", None)
+    if code is None:
+        return False
+    frame = frame or sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
 
-    previous = sys.excepthook
 
-    def hook(kind: type[BaseException], exc: BaseException, tb: object) -> None:
+def _exit_code_hook(previous: object) -> object:
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         from evalsuite.errors import EvalsuiteError
 
         if isinstance(exc, EvalsuiteError):
@@ -42,10 +61,21 @@ def _install_exit_code_hook() -> None:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(exc.exit_code)
-        previous(kind, exc, tb)  # type: ignore[arg-type]
+        previous(kind, exc, tb)  # type: ignore[operator]
 
-    if getattr(sys.excepthook, "__module__", None) != __name__:
-        sys.excepthook = hook
+    hook.evalsuite_exit_code_hook = True  # type: ignore[attr-defined]
+    return hook
 
 
-_install_exit_code_hook()
+def install_exit_code_hook_under_lm_eval_cli() -> bool:
+    """Under lm-eval's command line, an uncaught :class:`~evalsuite.errors.EvalsuiteError`
+    (bad model_args or settings under ``lm_eval --model llada``) prints its message and exits 2,
+    as ``evalsuite`` does, instead of lm-eval's traceback and exit 1; other exceptions go to
+    the previous hook. Elsewhere (our CLI, a Python caller) nothing is installed. Returns
+    whether the hook is in place (idempotent)."""
+    if getattr(sys.excepthook, "evalsuite_exit_code_hook", False):
+        return True
+    if not lm_eval_cli_running(sys._getframe(1)):
+        return False
+    sys.excepthook = _exit_code_hook(sys.excepthook)  # type: ignore[assignment]
+    return True

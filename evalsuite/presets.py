@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Literal
 
 from evalsuite.errors import UnknownNameError, did_you_mean
+from evalsuite.resources import package_path
 
 Backend = Literal["llada", "hf", "vllm"]
 Family = Literal["base", "instruct"]
 
-ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS = package_path("assets")
 LLADA_TINY_DIR = ASSETS / "llada-tiny"
 ARM_TINY_DIR = ASSETS / "arm-tiny"
 

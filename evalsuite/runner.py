@@ -8,17 +8,37 @@ before the error is raised.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evalsuite.errors import ConfigError
 from evalsuite.presets import Backend, Family, ModelPreset, resolve_model
+from evalsuite.results.convert import (
+    REQUEST_SEED_RULE,
+    ModelFacts,
+    RunFacts,
+    Totals,
+    model_facts,
+)
+from evalsuite.results.schema import (
+    DataParallel,
+    FamilyDecision,
+    LmEvalOptions,
+    ModelInfo,
+    RankRequests,
+    Reliability,
+    SandboxRecord,
+    Seeds,
+    SettingsProvenance,
+    to_plain,
+    typed_from_dict,
+)
 from evalsuite.settings import Overrides, Provenance, TaskInfo, parse_knobs, resolve
 from evalsuite.settings.resolve import validate_overrides
 from evalsuite.sandbox import ALLOW_ENV as CODE_EXEC_ENV
@@ -45,7 +65,8 @@ class RunSpec:
     output: Path = Path("results/runs")
     """Results store root; a new run directory is created under it."""
     data_dir: Path | None = None
-    """Offline data in the layout of shared/data (sets EVALSUITE_DATA_DIR)."""
+    """Offline data in the layout of shared/data; travels to the loaders as task metadata
+    (the CLI reads ``$EVALSUITE_DATA_DIR`` into it; library code reads no environment)."""
     seed: int = 1234
     """Base seed of the per-request generators."""
     overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -56,7 +77,8 @@ class RunSpec:
     revision: str | None = None
     num_fewshot: int | None = None
     allow_code_execution: bool = False
-    """Confirm running model-written code (HumanEval), in the sandbox."""
+    """Confirm running model-written code (HumanEval), in the sandbox (the CLI sets it from
+    ``--allow-code-execution`` or ``$EVALSUITE_ALLOW_CODE_EXECUTION=1``)."""
     include_path: tuple[Path, ...] = ()
     """Extra task directories."""
     cache_dir: Path | None = None
@@ -97,11 +119,15 @@ class Plan:
     task_manager: Any = None
     unsafe_tasks: tuple[str, ...] = ()
     """Tasks that execute model-written code (in the sandbox)."""
+    architecture: str = "llada"
+    """The model family (:mod:`evalsuite.families`) read from ``config.json`` before loading:
+    its knobs are resolved, recorded and keyed."""
 
     @property
     def code_execution(self) -> bool:
-        """The opt-in to executing model-written code: the flag, or the user's env var."""
-        return self.spec.allow_code_execution or os.environ.get(CODE_EXEC_ENV, "").strip() == "1"
+        """The opt-in to executing model-written code (the CLI folds the environment variable
+        into :attr:`RunSpec.allow_code_execution`)."""
+        return self.spec.allow_code_execution
 
     @property
     def apply_chat_template(self) -> bool:
@@ -163,7 +189,7 @@ def plan(spec: RunSpec) -> Plan:
     check_task_files(spec.include_path)
     names = resolve_tasks(list(spec.tasks), preset.family, spec.include_path)
     unsafe = unsafe_task_names(names, spec.include_path)
-    if unsafe and not (spec.allow_code_execution or os.environ.get(CODE_EXEC_ENV) == "1"):
+    if unsafe and not spec.allow_code_execution:
         from evalsuite.sandbox import CodeExecutionNotAllowedError
 
         raise CodeExecutionNotAllowedError(
@@ -175,7 +201,7 @@ def plan(spec: RunSpec) -> Plan:
         _require_wandb()
     tm = _task_manager(spec)
     tasks = _plan_settings(names, preset, spec, overrides, tm) if preset.backend == "llada" else ()
-    return Plan(spec, preset, tuple(names), tasks, tm, tuple(unsafe))
+    return Plan(spec, preset, tuple(names), tasks, tm, tuple(unsafe), architecture.name)
 
 
 def _require_wandb() -> None:
@@ -226,7 +252,7 @@ def _plan_settings(names: list[str], preset: ModelPreset, spec: RunSpec,
     for name in names:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            task_dict = build_task(name, tm)
+            task_dict = build_task(name, tm, spec.data_dir)
         for task in _leaf_tasks(task_dict):
             task_name = task.config.task
             check_documents(task_name, task, spec.limit)
@@ -248,12 +274,15 @@ def build_lm(p: Plan) -> Any:
     spec, preset = p.spec, p.preset
     if preset.backend == "llada":
         from evalsuite.models.adapter import LLaDAEvalModel
+        from evalsuite.models.engine import TaskSettings
 
         return LLaDAEvalModel(
             pretrained=spec.model, dtype=preset.dtype, device=spec.device,
             batch_size=spec.batch_size, family=preset.family, seed=spec.seed,
             revision=preset.revision, settings_source="cli",
             request_cache=None if spec.cache_dir is None else str(spec.cache_dir),
+            planned={t.name: TaskSettings(t.config, t.provenance, p.architecture)
+                     for t in p.tasks},
             **dict(spec.overrides),
         )
     import lm_eval.api.registry
@@ -287,27 +316,39 @@ def _merge(into: dict[str, Any], out: Mapping[str, Any]) -> None:
             into[key] = value
 
 
-def _device_name(lm: Any) -> str:
-    import torch
-
-    device = str(getattr(lm, "device", None) or getattr(lm, "_device", "cpu"))
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return f"{device} ({torch.cuda.get_device_name()})"
-    return device
-
-
-def evaluate(spec: RunSpec | Plan) -> Path:
+def evaluate(spec: RunSpec | Plan) -> Path | None:
     """Evaluate and write a run directory; returns its path.
 
     Tasks run one after another in one process with one model. If a task fails, the tasks
     already finished are written as a run (with the failure recorded) before re-raising.
+    Under data parallel (``accelerate launch`` / ``torchrun``) every rank computes its share
+    and rank 0 alone gathers and writes the run: the other ranks return None. A failure on
+    any rank there ends the run on every rank (the failing rank leaves the process group, so
+    the others fail instead of waiting for it); no partial run is written, since the ranks
+    can no longer gather.
     """
     p = spec if isinstance(spec, Plan) else plan(spec)
+    try:
+        return _evaluate(p)
+    except BaseException:
+        _abandon_process_group()  # a failing rank must not leave the others waiting
+        raise
+
+
+def _abandon_process_group() -> None:
+    """Under data parallel, leave the process group without waiting for the other ranks."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        from evalsuite.models.adapter import abandon_process_group
+
+        abandon_process_group()
+
+
+def _evaluate(p: Plan) -> Path | None:
     spec = p.spec
     import evalsuite.lm_eval_plugin  # noqa: F401
     from lm_eval import simple_evaluate
 
-    from evalsuite.results.provenance import collect_environment
     from evalsuite.results.store import write_run_from_lm_eval
     from evalsuite.sandbox import confirmed_for_run
 
@@ -318,7 +359,7 @@ def evaluate(spec: RunSpec | Plan) -> Path:
     if p.preset.backend != "llada":  # llada plans built and checked every task already
         from evalsuite.tasks.preflight import build_and_check
 
-        build_and_check(p.task_names, tm, spec.limit)
+        build_and_check(p.task_names, tm, spec.limit, spec.data_dir)
     from evalsuite.reliability import check_writable
 
     check_writable(Path(spec.output), "--output")  # before any weight loads
@@ -344,111 +385,185 @@ def evaluate(spec: RunSpec | Plan) -> Path:
             break
         if out is not None:
             _merge(combined, out)
-    stats, settings, provenance = _gather_stats(lm)
-    provenance.update({t.name: t.provenance.as_dict() for t in p.tasks if t.name in provenance})
+    if failure is not None and getattr(lm, "world_size", 1) > 1:
+        # this rank left lm-eval's sequence of collectives: gathering would wait forever
+        raise failure
+    stats, settings, provenance, shares = _gather_stats(lm)
     if getattr(lm, "rank", 0) != 0:
         if failure:
             raise failure
-        return Path()
+        return None
     if not combined.get("results"):
         if failure:
             raise failure
         raise ConfigError("no task produced results")
-    meta = {
-        "model": {
-            "preset": p.preset.name, "backend": p.preset.backend,
-            "resolved_id": _display_id(p.preset.hub_id), "revision": p.preset.revision,
-            "dtype": p.preset.dtype, "family": p.preset.family,
-            "chat_template": p.apply_chat_template,
-            "special_tokens": lm.tokens.as_dict() if hasattr(lm, "tokens") else {},
-        },
-        "checkpoint": _checkpoint_fingerprint(lm),
-        "settings": settings,
-        "seeds": {**_seeds(spec), "request_seed_base": spec.seed,
-                  "request_seed": "sha256(run seed, request content, settings, repeat index "
-                                  "when > 0)"},
-        "settings_provenance": provenance,
-        "family": {"family": p.preset.family, "reason": p.preset.family_reason},
-        "lm_eval_options": {
-            "num_fewshot": spec.num_fewshot, "system_instruction": spec.system_instruction,
-            "apply_chat_template": p.apply_chat_template,
-            "fewshot_as_multiturn": p.fewshot_as_multiturn, "gen_kwargs": dict(spec.gen_kwargs),
-            "predict_only": spec.predict_only,
-        },
-        "device": _device_name(lm),
-        "limit": spec.limit,
-        "wall_time_s": time.time() - started,
-        "argv": list(sys.argv),
-        "environment": collect_environment(),
-        "totals": _totals(stats),
-        "requested_tasks": list(p.task_names),
-        "failed": None if failure is None else f"{type(failure).__name__}: {failure}",
-        "overrides": dict(spec.overrides),
-        "world_size": getattr(lm, "world_size", 1),
-        "sandbox": _sandbox_record(p),
-    }
-    from evalsuite.reliability import raise_if_nonfinite, reliability_record, write_failure
+    info = model_facts(lm.get_model_info()) if hasattr(lm, "get_model_info") else None
+    facts = run_facts(p, info, stats, settings, provenance, failure, time.time() - started,
+                      shares)
+    from evalsuite.reliability import raise_if_nonfinite, write_failure
 
-    meta["reliability"] = reliability_record(lm, stats)
+    reliability = facts.reliability or Reliability()
     try:
-        run_dir = write_run_from_lm_eval(Path(spec.output), combined, meta, stats)
+        run_dir = write_run_from_lm_eval(Path(spec.output), combined, facts, stats)
     except OSError as exc:
-        raise write_failure(exc, Path(spec.output), meta["reliability"]) from None
+        raise write_failure(exc, Path(spec.output), reliability) from None
     if tracker is not None:
-        _log_wandb(tracker, combined, meta)
+        _log_wandb(tracker, combined, facts)
     if failure:
         failure.add_note(f"the tasks finished before the failure were saved in {run_dir}")
         raise failure
-    raise_if_nonfinite(meta["reliability"], run_dir)
+    raise_if_nonfinite(reliability, run_dir)
     return run_dir
 
 
-def _sandbox_record(p: Plan) -> dict[str, Any] | None:
+def run_facts(p: Plan, info: ModelFacts | None, stats: Mapping[Any, Mapping[str, Any]],
+              settings: Mapping[str, Mapping[str, Any]],
+              provenance: Mapping[str, Mapping[str, Any]], failure: BaseException | None,
+              wall_time_s: float, shares: Sequence[RankShare] = ()) -> RunFacts:
+    """The one builder of a run's facts: from the plan and the model's own report of itself
+    (``get_model_info()``, None for lm-eval's hf/vllm); ``stats``, ``settings`` and
+    ``provenance`` are the model's per-request parts gathered over ranks; ``shares`` each
+    process's requests and cache counts."""
+    from evalsuite.reliability import nonfinite_counts
+    from evalsuite.results.provenance import collect_environment, display_id
+
+    spec, preset = p.spec, p.preset
+    reliability = info.reliability if info else None
+    if reliability is not None:
+        reliability = dataclasses.replace(reliability, nonfinite=nonfinite_counts(stats))
+        if reliability.cache.enabled and shares:
+            reliability = dataclasses.replace(
+                reliability, cache=dataclasses.replace(reliability.cache, **_summed_cache(shares)))
+    world_size = info.world_size if info else 1
+    return RunFacts(
+        model=ModelInfo(
+            preset=preset.name, backend=preset.backend, resolved_id=display_id(preset.hub_id),
+            revision=preset.revision, dtype=preset.dtype, family=preset.family,
+            chat_template=p.apply_chat_template,
+            special_tokens=dict(info.special_tokens) if info else {}),
+        seeds=Seeds(**_seeds(spec), request_seed_base=spec.seed,
+                    request_seed_rule=REQUEST_SEED_RULE),
+        device=info.device if info else _device_name(spec),
+        limit=spec.limit,
+        wall_time_s=wall_time_s,
+        argv=tuple(sys.argv),
+        environment=collect_environment(),
+        totals=Totals.of(stats),
+        settings=dict(settings),
+        provenance={t: typed_from_dict(SettingsProvenance, v, f"provenance of {t}")
+                    for t, v in provenance.items()},
+        status="complete" if failure is None else "failed",
+        failure=None if failure is None else f"{type(failure).__name__}: {failure}",
+        requested_tasks=tuple(p.task_names),
+        overrides=dict(spec.overrides),
+        family=FamilyDecision(preset.family, preset.family_reason),
+        checkpoint=info.checkpoint if info else None,
+        lm_eval_options=LmEvalOptions(
+            num_fewshot=spec.num_fewshot, system_instruction=spec.system_instruction,
+            apply_chat_template=p.apply_chat_template,
+            fewshot_as_multiturn=p.fewshot_as_multiturn, gen_kwargs=dict(spec.gen_kwargs),
+            predict_only=spec.predict_only),
+        world_size=world_size,
+        data_parallel=data_parallel_record(world_size, list(shares)),
+        sandbox=_sandbox_record(p),
+        reliability=reliability if reliability is not None else Reliability(),
+    )
+
+
+def _sandbox_record(p: Plan) -> SandboxRecord | None:
     """The isolation in force for model-written code, when the run executed any."""
     if not p.unsafe_tasks:
         return None
     from evalsuite.sandbox import isolation_report
 
-    return {"tasks": list(p.unsafe_tasks), **isolation_report()}
+    return SandboxRecord(tuple(p.unsafe_tasks), isolation_report())
 
 
-def _display_id(hub_id: str) -> str:
-    """Hub ids as given; paths inside the installed package as ``evalsuite/...`` (portable)."""
-    path = Path(hub_id)
-    package = Path(__file__).resolve().parent
-    if path.is_absolute() and path.resolve().is_relative_to(package):
-        return str(Path("evalsuite") / path.resolve().relative_to(package))
-    return hub_id
+def _device_name(spec: RunSpec) -> str:
+    """The device of an lm-eval backend (hf, vllm), as the plan chose it."""
+    from evalsuite.models.loader import default_device
+
+    return str(spec.device or default_device())
 
 
-def _checkpoint_fingerprint(lm: Any) -> dict[str, str] | None:
-    ckpt = getattr(getattr(lm, "model", None), "checkpoint_dir", None)
-    if ckpt is None:
-        return None
-    from evalsuite.models.checkpoint import fingerprint
-
-    return {"dir": _display_id(str(ckpt)), **fingerprint(Path(ckpt))}
-
-
-def _gather_stats(lm: Any) -> tuple[dict[tuple[str, int], dict], dict[str, dict], dict[str, dict]]:
-    """Per-request statistics, settings and their provenance of a diffusion model (rank 0
-    gathers them from every process); empty for lm-eval's own ARM classes."""
+def _gather_stats(lm: Any) -> tuple[dict[tuple[str, int], dict], dict[str, dict], dict[str, dict],
+                                     list[RankShare]]:
+    """Per-request statistics, settings and their provenance of a diffusion model, and each
+    process's :class:`RankShare` (rank 0 gathers them from every process); empty for lm-eval's
+    own ARM classes."""
     from evalsuite.models.adapter import LLaDAEvalModel
 
     if not isinstance(lm, LLaDAEvalModel):
-        return {}, {}, {}
+        return {}, {}, {}, []
     stats = {k: dict(v) for k, v in lm.request_stats.items()}
     settings = lm.settings_used
     provenance = {t: s.provenance.as_dict() for t, s in lm.task_settings.items()}
+    shares = [_rank_share(lm)]
     if lm.world_size > 1:
-        gathered = lm.gather_object((stats, settings, provenance), dst=0)
+        gathered = lm.gather_object((stats, settings, provenance, shares[0]), dst=0)
         if gathered:
-            stats, settings, provenance = {}, {}, {}
-            for part_stats, part_settings, part_provenance in gathered:
+            stats, settings, provenance, shares = {}, {}, {}, []
+            for part_stats, part_settings, part_provenance, share in gathered:
                 stats.update(part_stats)
                 settings.update(part_settings)
                 provenance.update(part_provenance)
-    return stats, settings, provenance
+                shares.append(share)
+    return stats, settings, provenance, shares
+
+
+# ----- data parallel: what each process did (one home for these run facts) ----------------
+
+
+@dataclass(frozen=True)
+class RankShare:
+    """One process's share of a run: the requests it answered and what its request cache
+    counted (under data parallel lm-eval gives each rank a slice of the documents)."""
+
+    rank: int
+    requests: Mapping[str, int]
+    """Requests answered, per lm-eval request type."""
+    cache: Mapping[str, Any] | None
+    """The rank's request-cache counts (:meth:`~evalsuite.models.request_cache.CacheStats.
+    as_dict`), None without a cache."""
+
+
+def _rank_share(lm: Any) -> RankShare:
+    cache = lm.request_cache
+    return RankShare(lm.rank, dict(lm.request_counts),
+                     None if cache is None else cache.stats.as_dict())
+
+
+def data_parallel_record(world_size: int, shares: list[RankShare]) -> DataParallel | None:
+    """The run record's data-parallel facts: requests per rank and in all, request-cache hits
+    summed over the ranks; None for lm-eval's own ARM classes (no shares: evalsuite does not
+    count their requests)."""
+    if not shares:
+        return None
+    ordered = sorted(shares, key=lambda s: s.rank)
+    ranks = tuple(RankRequests(rank=s.rank, requests=sum(s.requests.values()),
+                               requests_by_type=dict(sorted(s.requests.items())),
+                               cache_hits=int((s.cache or {}).get("from_cache", 0)))
+                  for s in ordered)
+    return DataParallel(world_size=int(world_size), ranks=ranks,
+                        requests=sum(r.requests for r in ranks),
+                        cache_hits=sum(r.cache_hits for r in ranks))
+
+
+def _summed_cache(shares: list[RankShare]) -> dict[str, Any]:
+    """Request-cache counts summed over the ranks (each rank keeps its own counts)."""
+    total: dict[str, Any] = {"requests": 0, "from_cache": 0, "computed": 0, "written": 0,
+                             "by_kind": {}}
+    for share in shares:
+        if share.cache is None:
+            continue
+        for key in ("requests", "from_cache", "computed", "written"):
+            total[key] += int(share.cache.get(key, 0))
+        for kind, counts in share.cache.get("by_kind", {}).items():
+            entry = total["by_kind"].setdefault(kind, {"requests": 0, "from_cache": 0})
+            for key in entry:
+                entry[key] += int(counts.get(key, 0))
+    total["by_kind"] = dict(sorted(total["by_kind"].items()))
+    return total
 
 
 def _seeds(spec: RunSpec) -> dict[str, int]:
@@ -471,34 +586,25 @@ def _wandb_tracker(p: Plan) -> Any:
 
     config = {
         "evalsuite_model": p.preset.as_dict(),
-        "evalsuite_settings": {t.name: settings_record(t.config) for t in p.tasks},
+        "evalsuite_settings": {t.name: settings_record(t.config, p.architecture)
+                               for t in p.tasks},
         "evalsuite_settings_provenance": {t.name: t.provenance.as_dict() for t in p.tasks},
     }
     return WandbLogger(init_args=simple_parse_args_string(p.spec.wandb_args), config_args=config)
 
 
-def _log_wandb(tracker: Any, results: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
-    """Results and samples through lm-eval's logger, plus forward passes and settings."""
+def _log_wandb(tracker: Any, results: Mapping[str, Any], facts: RunFacts) -> None:
+    """Results and samples through lm-eval's logger, plus forward passes, tokens and settings."""
     tracker.post_init(dict(results))
     tracker.log_eval_result()
     if results.get("samples"):
         tracker.log_eval_samples(results["samples"])
-    tracker.run.log({"evalsuite/nfe": meta["totals"]["nfe"],
-                     "evalsuite/generated_tokens": meta["totals"]["generated_tokens"],
-                     "evalsuite/generation_s": meta["totals"]["generation_s"]})
-    tracker.run.config.update({"evalsuite_settings": meta["settings"],
-                               "evalsuite_settings_provenance": meta["settings_provenance"]},
+    totals = facts.totals or Totals()
+    tracker.run.log({"evalsuite/nfe": totals.nfe,
+                     "evalsuite/generated_tokens": totals.generated_tokens,
+                     "evalsuite/generation_s": totals.generation_s,
+                     "evalsuite/generation_nfe": totals.generation_nfe})
+    tracker.run.config.update({"evalsuite_settings": dict(facts.settings),
+                               "evalsuite_settings_provenance": to_plain(facts.provenance)},
                               allow_val_change=True)
     tracker.run.finish()
-
-
-def _totals(stats: Mapping[Any, Mapping[str, float]]) -> dict[str, float]:
-    """Run totals; ``generation_s`` sums the seconds of documents that generated tokens."""
-    return {
-        "nfe": int(sum(s.get("nfe", 0) for s in stats.values())),
-        "generated_tokens": int(sum(s.get("generated_tokens", 0) for s in stats.values())),
-        "generation_s": sum(s.get("seconds", 0.0) for s in stats.values()
-                            if s.get("generated_tokens", 0) > 0),
-    }
-
-

@@ -58,7 +58,7 @@ def main() -> None:
         print(f"{name:22s} rc {code:4d}  wall {wall:7.1f} s  cpu {cpu:7.1f} s")
     record = json.loads(next(p for p in (work / "resumed").iterdir()
                              if not p.name.startswith(".")).joinpath("run.json").read_text())
-    cache = record["extra"]["reliability"]["cache"]
+    cache = record["reliability"]["cache"]
     print(f"resumed/full: wall {resumed[1] / full[1]:.2f}, cpu {resumed[2] / full[2]:.2f}; "
           f"from cache {cache['from_cache']}, computed {cache['computed']}; per-sample results "
           f"identical: {rows(work / 'full') == rows(work / 'resumed')}")

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from evalsuite.results.convert import RunFacts, Totals
+from evalsuite.results.schema import ModelInfo, Seeds
 from evalsuite.results.store import write_run_from_lm_eval
 
 GEN_TASK = "llada_gsm8k"
@@ -166,20 +168,13 @@ def lm_eval_output(
 
 def meta(
     preset: str = "llada-tiny", settings: Mapping[str, Any] | None = None, wall_time_s: float = 12.5
-) -> dict[str, Any]:
-    """Runner meta as described in INTERFACES.md."""
-    return {
-        "model": {
-            "preset": preset,
-            "backend": "llada",
-            "resolved_id": f"local/{preset}",
-            "revision": None,
-            "dtype": "float32",
-            "family": "base",
-            "chat_template": False,
-            "special_tokens": {"mask_id": 5, "eos_id": 1},
-        },
-        "settings": dict(
+) -> RunFacts:
+    """Typed run facts, as the runner builds them."""
+    return RunFacts(
+        model=ModelInfo(preset=preset, backend="llada", resolved_id=f"local/{preset}",
+                        revision=None, dtype="float32", family="base", chat_template=False,
+                        special_tokens={"mask_id": 5, "eos_id": 1}),
+        settings=dict(
             settings
             or {
                 GEN_TASK: {
@@ -191,18 +186,18 @@ def meta(
                 }
             }
         ),
-        "seeds": {"seed": 1234},
-        "device": "cpu",
-        "limit": 20,
-        "wall_time_s": wall_time_s,
-        "argv": ["evalsuite", "run", "--model", preset],
-        "environment": {
+        seeds=Seeds(request_seed_base=1234),
+        device="cpu",
+        limit=20,
+        wall_time_s=wall_time_s,
+        argv=("evalsuite", "run", "--model", preset),
+        environment={
             "python": "3.11",
             "packages": {"lm_eval": "0.4.13"},
             "git": {"revision": "abc123", "dirty": False},
         },
-        "totals": {"nfe": 640, "generated_tokens": 320},
-    }
+        totals=Totals(nfe=640, generated_tokens=320),
+    )
 
 
 def request_stats(output: Mapping[str, Any], nfe: int = 32, seconds: float = 0.25) -> dict:

@@ -31,7 +31,7 @@ RULES = [
     ({"steps": -3}, "steps -3 (from {src}) must be a positive integer"),
     ({"mc_num": -1}, "mc_num -1 (from {src}) must be a positive integer"),
     ({"mc_num": 20, "mc_batch_size": 16}, "mc_num 20 (from {src}) is not a multiple of mc_batch_size 16"),
-    ({"cfg_scale": -1.0}, "cfg_scale must be >= 0, got -1.0"),
+    ({"cfg_scale": -1.0}, "cfg_scale -1.0 (from {src}) must be >= 0"),
 ]
 IDS = ["steps>gen", "steps%blocks", "block>gen", "gen%block", "zero", "negative-steps",
        "negative-mc", "mc%batch", "negative-cfg"]

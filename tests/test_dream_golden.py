@@ -35,7 +35,7 @@ import pytest
 import torch
 
 import evalsuite
-from evalsuite.config import EstimatorConfig
+from evalsuite.settings.config import EstimatorConfig
 from evalsuite.diffusion.sampler import diffusion_generate, dream_commit_count, dream_timesteps
 from evalsuite.families.dream.likelihood import estimate_dream_loglikelihood, subset_mass
 from evalsuite.families.dream.protocol import sampler_config

@@ -66,7 +66,7 @@ def test_simple_evaluate_runs_dream_likelihood_and_generation(task_manager):
         ctx = tok(context)["input_ids"]
         cont = whole[len(ctx):]
         expected = evalsuite.loglikelihood(model, torch.tensor(ctx), torch.tensor(cont),
-                                           mc_num=8, batch_size=8, seed=0)
+                                           mc_num=8, mc_batch_size=8, seed=0)
         if expected.exact:  # an exact design does not depend on the seed
             assert math.isclose(resp[0][0], expected.value, rel_tol=1e-5, abs_tol=1e-5)
             compared += 1
@@ -88,6 +88,7 @@ def test_evalsuite_run_on_a_dream_checkpoint(tmp_path, capsys):
     import json
 
     from evalsuite.cli import main
+    from evalsuite.families import family_named
 
     code = main(["run", "--model", str(DREAM_TINY), "--tasks", "tiny_qa_mc,tiny_qa_gen",
                  "--include-path", TASKS, "--output", str(tmp_path), "--no-cache",
@@ -97,9 +98,11 @@ def test_evalsuite_run_on_a_dream_checkpoint(tmp_path, capsys):
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     record = json.loads((run_dir / "run.json").read_text())
     gen = record["tasks"]["tiny_qa_gen"]["settings"]
-    assert gen["alg"] == "entropy" and gen["top_p"] == 0.95 and gen["block_length"] == 8
+    assert gen["alg"] == "entropy" and gen["top_p"] == 0.95 and gen["gen_length"] == 8
+    # only Dream's knobs: none of LLaDA's (block_length, remasking, decoding, ...)
+    assert set(gen) == set(family_named("dream").generate_settings)
     mc = record["tasks"]["tiny_qa_mc"]["settings"]
-    assert mc["mc_num"] == 8 and "nll_type" not in mc  # Dream's default mc is not recorded
+    assert mc["mc_num"] == 8 and mc["nll_type"] == "mc" and "target_se" not in mc
     assert record["model"]["special_tokens"]["mask_id"] == 1
 
 

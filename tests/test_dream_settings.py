@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
 import evalsuite
-from evalsuite.config import SamplerConfig
+from evalsuite.api import settings_from_kwargs
+from evalsuite.settings.config import SamplerConfig
 from evalsuite.diffusion.sampler import diffusion_generate
 from evalsuite.diffusion.stopping import StopRule
 from evalsuite.errors import CheckpointError, ConfigError
@@ -69,12 +71,14 @@ def test_knob_names_of_each_family_are_accepted():
 
 
 @pytest.mark.parametrize("settings, fragment", [
-    ({"alg": "greedy"}, "alg must be one of origin, maskgit_plus, topk_margin, entropy, got 'greedy'"),
-    ({"top_p": 0.0}, "top_p must be in (0, 1]"),
-    ({"top_p": 1.5}, "top_p must be in (0, 1]"),
-    ({"alg_temp": -0.1}, "alg_temp must be >= 0"),
-    ({"top_k": 0}, "top_k must be a positive integer"),
-    ({"batch_schedule": "mean"}, "batch_schedule must be one of per_row, batch_mean"),
+    ({"alg": "greedy"}, "alg 'greedy' (from argument) must be one of origin, maskgit_plus, "
+                        "topk_margin, entropy; pass e.g. alg='origin'"),
+    ({"top_p": 0.0}, "top_p 0.0 (from argument) must be in (0, 1]"),
+    ({"top_p": 1.5}, "top_p 1.5 (from argument) must be in (0, 1]"),
+    ({"alg_temp": -0.1}, "alg_temp -0.1 (from argument) must be >= 0"),
+    ({"top_k": 0}, "top_k 0 (from argument) must be a positive integer; pass e.g. top_k=50"),
+    ({"batch_schedule": "mean"}, "batch_schedule 'mean' (from argument) must be one of per_row, "
+                                 "batch_mean"),
 ])
 def test_invalid_dream_values_are_named(settings, fragment):
     with pytest.raises(ConfigError) as err:
@@ -86,13 +90,15 @@ def test_api_refuses_before_sampling(dream, gold):
     prompt = gold["gen1.prompt"]
     with pytest.raises(ConfigError, match="'block_length' .* dream architecture"):
         evalsuite.generate(dream, prompt, steps=4, gen_length=8, block_length=8)
-    with pytest.raises(ConfigError, match="top_p must be in"):
+    with pytest.raises(ConfigError, match=re.escape("top_p 2.0 (from generate argument) must "
+                                                    "be in (0, 1]")):
         evalsuite.generate(dream, prompt, steps=4, gen_length=8, top_p=2.0)
-    with pytest.raises(ConfigError, match="needs gen_length"):
-        evalsuite.generate(dream, prompt, steps=4)
+    # steps alone: the default length, pure diffusion, Dream's alg (the one resolver's rules)
+    config = settings_from_kwargs("sampler", {"steps": 4}, "generate", "dream")
+    assert (config.gen_length, config.block_length, config.alg) == (256, 256, "entropy")
     with pytest.raises(ConfigError, match="'target_se' .* likelihood setting of the dream"):
         evalsuite.loglikelihood(dream, prompt[0], prompt[0, :2], target_se=0.1)
-    with pytest.raises(ConfigError, match="nll_type must be one of mc, ar_ftb"):
+    with pytest.raises(ConfigError, match=re.escape("nll_type 'ar_btf' (from loglikelihood argument) must be one of mc, ar_ftb")):
         evalsuite.loglikelihood(dream, prompt[0], prompt[0, :2], nll_type="ar_btf")
 
 
@@ -106,9 +112,11 @@ def test_llada_model_refuses_dream_settings(golden_model, golden):
 
 
 def test_llada_settings_reject_blocks_with_alg():
-    with pytest.raises(ConfigError, match="has no blocks: block_length 4 must equal gen_length 8"):
+    with pytest.raises(ConfigError, match="has no blocks: block_length must equal gen_length 8"):
         SamplerConfig(gen_length=8, block_length=4, steps=4, alg="entropy")
-    with pytest.raises(ConfigError, match="remasking='random' is a LLaDA setting"):
+    with pytest.raises(ConfigError, match=re.escape(
+            "remasking 'random' (from argument) is a LLaDA setting; Dream's sampler "
+            "(alg 'entropy') needs remasking 'low_confidence'")):
         SamplerConfig(gen_length=8, block_length=8, steps=4, alg="entropy", remasking="random")
 
 
@@ -278,9 +286,10 @@ def test_llada_records_seeds_and_cache_keys_are_unchanged_by_dreams_fields():
     assert set(settings_record(SamplerConfig())) == before
     dream_record = settings_record(sampler_config(steps=4, gen_length=8))
     assert dream_record["alg"] == "entropy" and "top_p" in dream_record
-    from evalsuite.config import EstimatorConfig
+    from evalsuite.settings.config import EstimatorConfig
 
     assert "nll_type" not in settings_record(EstimatorConfig())
     assert settings_record(EstimatorConfig(nll_type="ar_ftb"))["nll_type"] == "ar_ftb"
-    with pytest.raises(ConfigError, match="top_p=0.9 is a setting of Dream's sampler and needs alg"):
+    with pytest.raises(ConfigError, match=re.escape(
+            "top_p 0.9 (from argument) is a setting of Dream's sampler and needs alg")):
         SamplerConfig(top_p=0.9)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 
-from evalsuite.config import SamplerConfig
+from evalsuite.settings.config import SamplerConfig
 from evalsuite.diffusion.sampler import commit_mask, diffusion_generate
 from evalsuite.diffusion.stopping import StopRule, length_buckets, stop_string_decided
 from evalsuite.errors import ConfigError
@@ -238,7 +238,7 @@ def test_length_buckets_keep_batches_full_and_padding_bounded():
 def test_early_exit_setting_accepts_on_off():
     assert SamplerConfig(early_exit="off").early_exit is False
     assert SamplerConfig(early_exit="on").early_exit is True
-    with pytest.raises(ConfigError, match="early_exit must be on or off"):
+    with pytest.raises(ConfigError, match=r"early_exit 'maybe' \(from argument\) must be on or off"):
         SamplerConfig(early_exit="maybe")
 
 
@@ -268,7 +268,7 @@ def test_cli_refuses_a_bad_early_exit_value_before_loading(tmp_path):
                            "--tasks", "gsm8k", "--early-exit", "maybe", "--output", str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
-    assert "early_exit must be on or off, got 'maybe'" in proc.stderr
+    assert "early_exit 'maybe' (from cli) must be on or off; pass e.g. --early-exit on" in proc.stderr
 
 
 def test_early_exit_flag_and_model_arg_forms():
@@ -283,7 +283,7 @@ def test_early_exit_flag_and_model_arg_forms():
         assert from_namespace(parser.parse_args(argv)) == {"early_exit": want}
     assert "early_exit" not in from_namespace(parser.parse_args([]))
     assert parse_knobs({"early_exit": "off"}, "model_args") == {"early_exit": False}
-    with pytest.raises(ConfigError, match="early_exit must be on or off, got 'maybe'"):
+    with pytest.raises(ConfigError, match=r"early_exit 'maybe' \(from model_args\) must be on or off; pass e.g. early_exit='on'"):
         parse_knobs({"early_exit": "maybe"}, "model_args")
 
 

@@ -68,8 +68,8 @@ def test_run_prints_and_records_the_decision(tmp_path, capsys):
     (run_dir,) = (tmp_path / "runs").iterdir()
     record = json.loads((run_dir / "run.json").read_text())
     assert record["model"]["family"] == "instruct" and record["model"]["chat_template"] is True
-    assert record["extra"]["family"] == {"family": "instruct",
+    assert record["family"] == {"family": "instruct",
                                          "reason": "the tokenizer has a chat template"}
     assert "llada_gsm8k_instruct" in record["tasks"]
-    prov = record["extra"]["settings_provenance"]["llada_gsm8k_instruct"]["sources"]
+    prov = record["tasks"]["llada_gsm8k_instruct"]["provenance"]["sources"]
     assert prov["gen_length"] == "cli" and prov["steps"] == "derived"

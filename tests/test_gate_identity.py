@@ -43,8 +43,7 @@ def run_with_logliks(tmp_path: Path, shift: dict[int, float], device: str = "cpu
         (ll, greedy), rest = entry["resps"][0][0], entry["resps"][1:]
         entry["resps"] = [[(ll + delta, greedy)], *rest]
         entry["filtered_resps"] = [r[0] for r in entry["resps"]]
-    m = meta()
-    m["device"] = device
+    m = dataclasses.replace(meta(), device=device)
     return read_run(write_run_from_lm_eval(tmp_path / "runs", out, m, request_stats(out)))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evalsuite.config import SamplerConfig
+from evalsuite.settings.config import SamplerConfig
 from evalsuite.diffusion.sampler import diffusion_generate
 
 TOL = 1e-4

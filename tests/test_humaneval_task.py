@@ -24,12 +24,13 @@ from evalsuite.tasks import humaneval
 from evalsuite.sandbox import (
     ALLOW_ENV,
     CodeExecutionNotAllowedError,
+    confirmed_for_run,
     require_code_execution_opt_in,
 )
 from evalsuite.tasks.humaneval import canonical_completion, check_program, pass_at_k_estimate
 
 REPO = Path(__file__).resolve().parents[1]
-TASKS = REPO / "tasks" / "llada_humaneval"
+TASKS = REPO / "evalsuite" / "tasks" / "yaml" / "llada_humaneval"
 FIXTURE_DATA = REPO / "tests" / "fixtures" / "data"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -234,8 +235,8 @@ def test_tests_do_not_run_outside_a_confirmed_run(
     code = humaneval.build_predictions([[canonical_completion(docs[0])]], docs)
     with pytest.raises(CodeExecutionNotAllowedError, match=ALLOW_ENV):
         humaneval.execute_tests(code, docs)
-    monkeypatch.setenv(ALLOW_ENV, "1")
-    ((outcome,),) = humaneval.execute_tests(code, docs)
+    with confirmed_for_run(True):
+        ((outcome,),) = humaneval.execute_tests(code, docs)
     assert outcome["passed"]
 
 

@@ -43,5 +43,5 @@ def test_default_design_shares_random_numbers_across_the_choices_of_a_question()
 
 
 def test_unknown_estimator_is_a_config_error():
-    with pytest.raises(ConfigError, match="estimator=.official.*choose one of auto, stratified, reference"):
+    with pytest.raises(ConfigError, match="estimator 'official' .*must be one of auto, stratified, reference"):
         LLaDAEvalModel(pretrained="llada-tiny", device="cpu", estimator="official")

@@ -1,4 +1,4 @@
-"""The miniature study's tasks (tasks/llada_miniature) through lm-eval's real TaskManager:
+"""The miniature study's tasks (evalsuite/tasks/yaml/llada_miniature) through lm-eval's real TaskManager:
 data, prompts, stop sequences, and the gsm8k-style answer extraction on the gold answers."""
 
 from __future__ import annotations

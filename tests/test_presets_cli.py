@@ -65,7 +65,7 @@ def test_unknown_task_exits_2_with_did_you_mean(capsys):
     (["--gen-length", "-4"], "gen_length -4 (from cli) must be a positive integer"),
     (["--mc-num", "-1"], "mc_num -1 (from cli) must be a positive integer"),
     (["--limit", "0"], "--limit must be a positive integer"),
-    (["--decoding", "threshold", "--threshold", "1.5"], "threshold must be in (0, 1], got 1.5"),
+    (["--decoding", "threshold", "--threshold", "1.5"], "threshold 1.5 (from cli) must be in (0, 1]"),
 ])
 def test_invalid_settings_exit_2_naming_the_values(capsys, flags, fragment):
     code, err = _run(capsys, "run", "--model", "llada-tiny", "--tasks", "gsm8k", *flags)

@@ -14,7 +14,7 @@ from results_builder import GEN_TASK, MC_TASK, flags, make_run
 from evalsuite.report import build_report, render_html
 from evalsuite.report.published import canonical_task, lookup
 from evalsuite.report.render import environment
-from evalsuite.results import read_run, read_runs
+from evalsuite.results import SCHEMA_VERSION, read_run, read_runs
 
 REPO = Path(__file__).resolve().parents[1]
 EVIL = '<script>alert("x")</script><a href="https://example.com">link</a>'
@@ -111,7 +111,8 @@ def test_cli_renders_good_runs_and_lists_skipped_ones(tmp_path: Path) -> None:
     empty = make_run(root, {MC_TASK: flags(8, 4)}, preset="nosamples")
     (empty / "samples.jsonl").write_text("")
     future = make_run(root, {MC_TASK: flags(8, 4)}, preset="future")
-    text = (future / "run.json").read_text().replace('"schema_version": 1', '"schema_version": 7')
+    text = (future / "run.json").read_text().replace(f'"schema_version": {SCHEMA_VERSION}',
+                                                      '"schema_version": 7')
     (future / "run.json").write_text(text)
     out = tmp_path / "r.html"
     res = report_cli(str(root), "--baseline", str(good), "-o", str(out))

@@ -6,6 +6,9 @@ answers two local tasks: a generation task with two filters and a multiple-choic
 
 from __future__ import annotations
 
+from evalsuite.results.convert import RunFacts, Totals
+from evalsuite.results.schema import ModelInfo, Seeds
+
 import json
 from pathlib import Path
 
@@ -91,26 +94,19 @@ def lm_eval_output(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_simple_evaluate_output_round_trips(lm_eval_output: dict, tmp_path: Path) -> None:
-    meta = {
-        "model": {
-            "preset": "rule",
-            "backend": "llada",
-            "resolved_id": "rule/lm",
-            "revision": "r1",
-            "dtype": "float32",
-            "family": "base",
-            "chat_template": False,
-            "special_tokens": {"mask_id": 5},
-        },
-        "settings": {"t_gen": {"steps": 4, "gen_length": 8}},
-        "seeds": {"seed": 0},
-        "device": "cpu",
-        "limit": None,
-        "wall_time_s": 1.0,
-        "argv": ["evalsuite", "run"],
-        "environment": collect_environment(),
-        "totals": {"nfe": 16, "generated_tokens": 12},
-    }
+    meta = RunFacts(
+        model=ModelInfo(preset="rule", backend="llada", resolved_id="rule/lm", revision="r1",
+                        dtype="float32", family="base", chat_template=False,
+                        special_tokens={"mask_id": 5}),
+        settings={"t_gen": {"steps": 4, "gen_length": 8}},
+        seeds=Seeds(request_seed_base=0),
+        device="cpu",
+        limit=None,
+        wall_time_s=1.0,
+        argv=("evalsuite", "run"),
+        environment=collect_environment(),
+        totals=Totals(nfe=16, generated_tokens=12),
+    )
     stats = {("t_gen", i): {"nfe": 4, "seconds": 0.01, "generated_tokens": 3} for i in range(4)}
     run = read_run(write_run_from_lm_eval(tmp_path, lm_eval_output, meta, stats))
     rec = run.record

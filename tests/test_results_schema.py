@@ -17,7 +17,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "results"
 def test_v1_fixture_loads() -> None:
     run = read_run(FIXTURES / "v1" / "20250101T000000Z-llada-tiny-v1fix")
     rec = run.record
-    assert rec.schema_version == 1 and rec.source_format == "evalsuite"
+    assert rec.schema_version == SCHEMA_VERSION and rec.source_format == "evalsuite"
     assert rec.model.preset == "llada-tiny"
     assert sorted(rec.tasks) == [
         "llada_gsm8k",
@@ -73,19 +73,20 @@ def test_every_fixture_version_in_one_frame() -> None:
 
 
 def test_migration_chain_reaches_a_future_version() -> None:
-    """A future v2 adds MIGRATIONS[1]; v0 documents then pass through both steps."""
+    """A future v3 adds MIGRATIONS[2]; v1 documents then pass through both steps."""
 
-    def v1_to_v2(doc: dict) -> dict:
-        run = dict(doc["run"], schema_version=2, renamed_created=doc["run"]["created_utc"])
-        return {"schema_version": 2, "run": run, "samples": doc["samples"]}
+    def v2_to_v3(doc: dict) -> dict:
+        run = dict(doc["run"], schema_version=3, renamed_created=doc["run"]["created_utc"])
+        return {"schema_version": 3, "run": run, "samples": doc["samples"]}
 
     legacy_fixture = FIXTURES / "v0" / "toy-model"
     v1_doc = {"schema_version": 1, "run": {"created_utc": "t", "schema_version": 1}, "samples": []}
-    v2 = upgrade(v1_doc, migrations={**MIGRATIONS, 1: v1_to_v2}, target=2)
-    assert v2["schema_version"] == 2 and v2["run"]["renamed_created"] == "t"
+    v3 = upgrade(v1_doc, migrations={**MIGRATIONS, 2: v2_to_v3}, target=3)
+    assert v3["schema_version"] == 3 and v3["run"]["renamed_created"] == "t"
+    assert v3["run"]["status"] == "complete"  # the v1 -> v2 step ran first
     assert legacy_fixture.exists()
-    with pytest.raises(ResultsError, match="no migration to 2"):
-        upgrade(v1_doc, target=2)
+    with pytest.raises(ResultsError, match="no migration to 3"):
+        upgrade(v1_doc, target=3)
     with pytest.raises(ResultsError, match="unknown schema_version 3"):
         upgrade({"schema_version": 3}, target=2)
     with pytest.raises(ResultsError, match="must be an integer"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 import subprocess
@@ -20,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_round_trip_keeps_every_recorded_field(tmp_path: Path) -> None:
     out = lm_eval_output({GEN_TASK: flags(5, 3), MC_TASK: flags(4, 1)})
-    runner_meta = {**meta(), "failed": "RuntimeError: boom", "requested_tasks": ["a", "b"]}
+    runner_meta = dataclasses.replace(meta(), status="failed", failure="RuntimeError: boom",
+                                      requested_tasks=("a", "b"))
     run_dir = write_run_from_lm_eval(
         tmp_path, out, runner_meta, request_stats(out, nfe=7, seconds=0.5)
     )
@@ -32,9 +35,11 @@ def test_round_trip_keeps_every_recorded_field(tmp_path: Path) -> None:
     assert rec.tasks[GEN_TASK].generation_kwargs == {"until": ["Question:"], "max_gen_toks": 32}
     assert rec.tasks[GEN_TASK].metrics["exact_match,strict-match"].value == pytest.approx(0.6)
     assert rec.tasks[MC_TASK].metrics["acc,none"].value == pytest.approx(0.25)
-    assert rec.seeds == {"seed": 1234} and rec.device == "cpu" and rec.limit == 20
+    assert rec.seeds.as_dict() == {"request_seed_base": 1234}
+    assert rec.device == "cpu" and rec.limit == 20
     assert rec.speed.tokens_per_s == pytest.approx(320 / 12.5)
-    assert rec.extra == {"failed": "RuntimeError: boom", "requested_tasks": ["a", "b"]}
+    assert (rec.status, rec.failure) == ("failed", "RuntimeError: boom")
+    assert rec.requested_tasks == ("a", "b") and rec.extra == {}
     assert len(run.samples) == 9
     first = run.samples_of(GEN_TASK)[0]
     assert first.prompt.startswith("Question: What is 0 + 10?")

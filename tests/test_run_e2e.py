@@ -27,7 +27,7 @@ def test_run_records_everything_a_result_depends_on(tmp_path, capsys):
     assert record["model"]["resolved_id"] == "evalsuite/assets/llada-tiny"
     assert record["model"]["dtype"] == "float32"
     assert record["model"]["special_tokens"]["mask_id"] == 1
-    assert record["extra"]["checkpoint"]["sha256"]
+    assert record["checkpoint"]["sha256"]
     gsm8k, piqa = record["tasks"]["llada_gsm8k"], record["tasks"]["llada_piqa"]
     assert gsm8k["settings"]["gen_length"] == 16 and gsm8k["settings"]["steps"] == 8
     assert gsm8k["settings"]["remasking"] == "low_confidence"
@@ -39,9 +39,16 @@ def test_run_records_everything_a_result_depends_on(tmp_path, capsys):
     assert env["packages"]["lm_eval"] == "0.4.13" and env["packages"]["torch"]
     assert "revision" in env["git"] and "dirty" in env["git"]
     assert record["device"] == "cpu"
-    assert record["speed"]["nfe"] > 0 and record["speed"]["generated_tokens"] == 3 * 16
     samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 6
+    # generated tokens are counted up to the cut, not as gen_length answer slots
+    gen_tokens = [s["generated_tokens"] for s in samples if s["task"] == "llada_gsm8k"]
+    assert record["speed"]["nfe"] > 0
+    assert record["speed"]["generated_tokens"] == sum(gen_tokens) <= 3 * 16
+    assert record["speed"]["tokens_counted_to_cut"] is True
+    assert record["speed"]["tokens_per_nfe"] == pytest.approx(
+        sum(gen_tokens) / record["speed"]["generation_nfe"])
+    assert all(s["seeds"] and len(s["seeds"]) >= 1 for s in samples)
     for s in samples:
         assert s["nfe"] > 0 and s["seconds"] > 0
         assert s["prompt"]
@@ -60,7 +67,7 @@ def test_a_failing_task_keeps_the_finished_ones(tmp_path, capsys):
     (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
     record = json.loads((run_dir / "run.json").read_text())
     assert set(record["tasks"]) == {"llada_gsm8k"}
-    assert "scoring failed on purpose" in record["extra"]["failed"]
+    assert "scoring failed on purpose" in record["failure"]
 
 
 def test_invalid_yaml_setting_fails_before_any_weight_loads(tmp_path, capsys, monkeypatch):
@@ -75,7 +82,9 @@ def test_invalid_yaml_setting_fails_before_any_weight_loads(tmp_path, capsys, mo
                  "--output", str(tmp_path / "runs"), *FAST])
     err = capsys.readouterr().err
     assert code == 2
-    assert "task tiny_qa_badgen: remasking='top_k' (yaml generation kwarg) is not allowed" in err
+    assert ("task tiny_qa_badgen: remasking 'top_k' (from yaml generation kwarg) must be one of "
+            "low_confidence, random; pass e.g. remasking: low_confidence in the task YAML's "
+            "generation_kwargs") in err
     assert not (tmp_path / "runs").exists()
 
 

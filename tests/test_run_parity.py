@@ -14,6 +14,10 @@ DATA = FIXTURES / "data"
 
 
 def test_wandb_without_the_package_exits_2_naming_the_install(capsys, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed (tests/test_wandb_offline.py logs to it for real)")
     code = main(["run", "--model", "llada-tiny", "--tasks", "gsm8k", "--data-dir", str(DATA),
                  "--output", str(tmp_path), "--wandb-args", "project=x"])
     err = capsys.readouterr().err
@@ -42,10 +46,10 @@ def test_lm_eval_options_reach_lm_eval_and_the_record(tmp_path, capsys):
     task = record["tasks"]["llada_gsm8k"]
     assert task["n_shot"] == 1
     assert task["settings"]["gen_length"] == 8 and task["settings"]["steps"] == 8
-    prov = record["extra"]["settings_provenance"]["llada_gsm8k"]
+    prov = record["tasks"]["llada_gsm8k"]["provenance"]
     assert prov["sources"]["gen_length"] == "gen_kwargs"
     assert prov["ignored_gen_kwargs"] == {"top_p": 0.9}
-    options = record["extra"]["lm_eval_options"]
+    options = record["lm_eval_options"]
     assert options["system_instruction"] == "You are terse." and options["apply_chat_template"]
     assert options["fewshot_as_multiturn"] is False
     assert record["seeds"]["torch_random_seed"] == 7 and record["seeds"]["request_seed_base"] == 7
@@ -63,7 +67,7 @@ def test_predict_only_stores_outputs(tmp_path, capsys):
     assert code == 0, err
     (run_dir,) = tmp_path.iterdir()
     record = json.loads((run_dir / "run.json").read_text())
-    assert record["extra"]["lm_eval_options"]["predict_only"] is True
+    assert record["lm_eval_options"]["predict_only"] is True
     sample = json.loads((run_dir / "samples.jsonl").read_text().splitlines()[0])
-    assert sample["generated_tokens"] == 8 and isinstance(sample["output"], str)
+    assert 0 <= sample["generated_tokens"] <= 8 and isinstance(sample["output"], str)
     assert "exact_match" not in sample["scores"]  # not scored: lm-eval's "bypass" metric

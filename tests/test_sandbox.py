@@ -207,7 +207,11 @@ def test_isolation_report_says_what_is_in_force() -> None:
         assert report["uid_separation"] is True
 
 
-def test_opt_in_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_opt_in_comes_from_the_run_not_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The library reads no environment variable: the CLI folds EVALSUITE_ALLOW_CODE_EXECUTION
+    into the run spec, and the runner passes the decision down (confirmed_for_run)."""
+    from evalsuite.sandbox import confirmed_for_run
+
     monkeypatch.delenv(ALLOW_ENV, raising=False)
     assert not execution_confirmed()
     with pytest.raises(CodeExecutionNotAllowedError) as err:
@@ -216,11 +220,11 @@ def test_opt_in_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     message = str(err.value)
     assert "--allow-code-execution" in message and ALLOW_ENV in message
     assert "--confirm_run_unsafe_code" in message
-    monkeypatch.setenv(ALLOW_ENV, "0")
-    assert not execution_confirmed()
     monkeypatch.setenv(ALLOW_ENV, "1")
-    assert execution_confirmed()
-    require_execution_confirmed("unit tests")
+    assert not execution_confirmed()  # a side channel no more
+    with confirmed_for_run(True):
+        assert execution_confirmed()
+        require_execution_confirmed("unit tests")
 
 
 def test_the_old_import_path_still_works() -> None:

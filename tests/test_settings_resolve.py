@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from evalsuite.config import EstimatorConfig, SamplerConfig
+from evalsuite.settings.config import EstimatorConfig, SamplerConfig
 from evalsuite.errors import ConfigError
 from evalsuite.settings import Overrides, TaskInfo, knobs, parse_knobs, resolve
 from evalsuite.settings.knobs import add_flags, from_namespace
@@ -144,7 +144,7 @@ def test_every_dataclass_field_is_a_knob_with_flag_and_model_arg():
 def test_model_args_strings_are_typed_and_checked():
     assert parse_knobs({"gen_length": "64", "temperature": "0.5", "logits_eos_inf": "true"},
                        "model_args") == {"gen_length": 64, "temperature": 0.5, "logits_eos_inf": True}
-    with pytest.raises(ConfigError, match="remasking='top_k' .* choose one of low_confidence, random"):
+    with pytest.raises(ConfigError, match="remasking 'top_k' .from model_args. must be one of low_confidence, random"):
         parse_knobs({"remasking": "top_k"}, "model_args")
     with pytest.raises(ConfigError, match="did you mean 'gen_length'"):
         parse_knobs({"gen_lenght": 8}, "model_args")

@@ -8,14 +8,29 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "evalsuite"
 
 
+def _module_name(path: Path) -> str:
+    parts = path.resolve().relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def _imports(path: Path, package: str) -> set[str]:
-    """Every evalsuite module ``path`` imports, at module level or inside functions."""
+    """Every module of ``package`` that ``path`` imports, at module level or inside functions:
+    ``import a.b``, ``from a.b import c`` (a.b, and a.b.c in case c is a module, as in ``from
+    evalsuite.results import migrations``) and relative imports (``from . import x``)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(package):
-            found.add(node.module)
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                here = _module_name(path).split(".")
+                anchor = here[: len(here) - node.level + (path.stem == "__init__")]
+                base = ".".join([*anchor, *([base] if base else [])])
+            for name in (base, *(f"{base}.{a.name}" for a in node.names)):
+                if name == package or name.startswith(package + "."):
+                    found.add(name)
         elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith(package))
+            found.update(a.name for a in node.names
+                         if a.name == package or a.name.startswith(package + "."))
     return found
 
 
@@ -37,8 +52,29 @@ def _cycles(package_dir: Path, package: str) -> list[list[str]]:
 
 
 def test_results_package_has_no_import_cycle():
-    # old code: schema imported convert (inside the v0 migration) and convert imported schema
+    # older code: schema imported convert (inside the v0 migration) and convert imported
+    # schema; then schema imported migrations lazily (``from evalsuite.results import
+    # migrations`` in a module __getattr__), and migrations imports convert and schema
     assert _cycles(PACKAGE / "results", "evalsuite.results") == []
+
+
+def test_the_cycle_check_sees_every_import_form(tmp_path):
+    """``from package import module`` and relative imports are edges of the graph too."""
+    pkg = tmp_path / "evalsuite" / "demo"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from evalsuite.demo import b\n")
+    (pkg / "b.py").write_text("from .c import thing\n")
+    (pkg / "c.py").write_text("import evalsuite.demo.a\nthing = 1\n")
+    global PACKAGE
+    saved, PACKAGE = PACKAGE, tmp_path / "evalsuite"
+    try:
+        assert _imports(pkg / "a.py", "evalsuite.demo") >= {"evalsuite.demo.b"}
+        assert "evalsuite.demo.c" in _imports(pkg / "b.py", "evalsuite.demo")
+        cycles = _cycles(pkg, "evalsuite.demo")
+    finally:
+        PACKAGE = saved
+    assert ["evalsuite.demo.a", "evalsuite.demo.b", "evalsuite.demo.c", "evalsuite.demo.a"] in cycles
 
 
 def test_run_type_lives_with_the_records():

@@ -1,4 +1,4 @@
-"""Task name resolution and the TaskManager over tasks/."""
+"""Task name resolution and the TaskManager over the packaged suite (evalsuite/tasks/yaml)."""
 
 from __future__ import annotations
 
@@ -60,13 +60,24 @@ def test_empty_task_list_is_rejected() -> None:
         resolve_tasks([], "base")
 
 
-def test_short_name_without_yaml_names_the_tasks_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_short_name_without_yaml_names_the_tasks_dir(tmp_path: Path) -> None:
     (tmp_path / "x.yaml").write_text("task: llada_gsm8k\n", encoding="utf-8")
-    monkeypatch.setenv(registry.TASKS_DIR_ENV, str(tmp_path))
-    assert registry.tasks_dir() == tmp_path.resolve()
     with pytest.raises(UnknownNameError, match="llada_piqa"):
-        resolve_tasks(["piqa"], "base")
-    assert resolve_tasks(["gsm8k"], "base") == ["llada_gsm8k"]
+        resolve_tasks(["piqa"], "base", root=tmp_path)
+    assert resolve_tasks(["gsm8k"], "base", root=tmp_path) == ["llada_gsm8k"]
+
+
+def test_the_suite_is_package_data_and_no_environment_variable_moves_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The YAMLs ship inside the package (not at the repository root, where an installed wheel
+    has nothing), and the suite directory is not read from the environment."""
+    import evalsuite
+
+    package = Path(evalsuite.__file__).resolve().parent
+    assert registry.tasks_dir() == package / "tasks" / "yaml"
+    assert (registry.tasks_dir() / "llada_gsm8k" / "llada_gsm8k.yaml").is_file()
+    monkeypatch.setenv("EVALSUITE_TASKS_DIR", str(tmp_path))
+    assert registry.tasks_dir() == package / "tasks" / "yaml"
 
 
 def test_resolving_imports_no_heavy_module() -> None:
@@ -95,7 +106,7 @@ def test_task_manager_indexes_only_the_suite() -> None:
 def test_plain_lm_eval_task_manager_finds_the_suite() -> None:
     from lm_eval.tasks import TaskManager
 
-    manager = TaskManager(include_path=str(REPO / "tasks"), include_defaults=False)
+    manager = TaskManager(include_path=str(REPO / "evalsuite" / "tasks" / "yaml"), include_defaults=False)
     assert set(SHORT_NAMES.values()) - {"llada_humaneval"} <= set(manager.all_tasks)
 
 

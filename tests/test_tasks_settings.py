@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evalsuite.tasks.settings import benchmark_of, diffusion_settings
+from evalsuite.settings.paper import benchmark_of, diffusion_settings
 
 OFFICIAL_BASE_GENERATION = {
     "gen_length": 1024,

@@ -1,4 +1,4 @@
-"""Generate the per-subject task YAMLs of tasks/ (MMLU, MMLU instruct, BBH, MATH) and groups.
+"""Generate the per-subject task YAMLs of evalsuite/tasks/yaml (MMLU, MMLU instruct, BBH, MATH) and groups.
 
 The shared parts (prompt, metric, filters) live in hand-written ``_*_template_yaml`` files; this
 module writes the one-file-per-subtask YAMLs that include them, and the group YAMLs::
@@ -162,7 +162,7 @@ def _math_files() -> dict[str, str]:
 
 
 def render_files(read_bbh_prompt: Callable[[str], str]) -> dict[Path, str]:
-    """All generated files, as paths relative to tasks/ -> text.
+    """All generated files, as paths relative to evalsuite/tasks/yaml -> text.
 
     ``read_bbh_prompt(task)`` returns the text of BBH's ``cot-prompts/<task>.txt``.
     """
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     """Write (or with --check, compare) the generated YAMLs; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m tools.generate_tasks", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"), help="layout of ../shared/data")
-    parser.add_argument("--tasks-dir", type=Path, default=None, help="default: the repository's tasks/")
+    parser.add_argument("--tasks-dir", type=Path, default=None, help="default: the package suite, evalsuite/tasks/yaml")
     parser.add_argument("--check", action="store_true", help="only report files that differ")
     args = parser.parse_args(argv)
     from evalsuite.tasks.registry import tasks_dir

@@ -22,7 +22,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 
 from evalsuite.tasks.math_answers import last_boxed
-from evalsuite.tasks.settings import benchmark_of, is_instruct_variant
+from evalsuite.settings.paper import benchmark_of, is_instruct_variant
 
 Policy = Literal["oracle", "adversarial"]
 

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from evalsuite.errors import EvalsuiteError
@@ -88,8 +89,10 @@ def cache_prompt_templates() -> None:
         env._evalsuite_memoised = True  # type: ignore[attr-defined]
 
 
-def _evaluate(policy: str, tasks: Sequence[str], limit: int | None) -> dict[str, Any]:
-    """One lm-eval simple_evaluate run of the scripted model (all documents, samples logged)."""
+def _evaluate(policy: str, tasks: Sequence[str], limit: int | None,
+              root: Path | None = None) -> dict[str, Any]:
+    """One lm-eval simple_evaluate run of the scripted model (all documents, samples logged);
+    ``root``: the task suite directory (default: the packaged one)."""
     from lm_eval.evaluator import simple_evaluate
 
     from tools.oracle import ScriptedLM
@@ -97,7 +100,7 @@ def _evaluate(policy: str, tasks: Sequence[str], limit: int | None) -> dict[str,
     return simple_evaluate(
         model=ScriptedLM(policy),  # type: ignore[arg-type]
         tasks=list(tasks),
-        task_manager=task_manager(),
+        task_manager=task_manager(root=root),
         limit=limit,
         bootstrap_iters=0,
         log_samples=True,

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from evalsuite.config import EstimatorConfig
+from evalsuite.settings.config import EstimatorConfig
 from evalsuite.diffusion.designs import (
     Design,
     auto_design,

@@ -46,7 +46,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from evalsuite.config import SamplerConfig
+from evalsuite.settings.config import SamplerConfig
 from evalsuite.diffusion.stopping import StopRule
 
 Generators = torch.Generator | Sequence[torch.Generator] | None

@@ -6,12 +6,14 @@ A family is one :class:`FamilySpec` in :data:`FAMILIES`. It names the ``config.j
 
 * ``load_network(ckpt_dir, dtype, device)``: the network built from the official checkpoint
   layout, whose ``forward`` returns the official forward's raw logits;
-* ``generate(network, input_ids, attention_mask, *, tokens, generator, **settings)``: the
-  family's sampler (returns :class:`evalsuite.diffusion.sampler.GenerationResult`);
-* ``loglikelihood(network, prompt_ids, answer_ids, *, tokens, generator, **settings)``: the
-  family's likelihood protocol (returns :class:`evalsuite.diffusion.likelihood.LikelihoodResult`).
+* ``estimate(network, pairs, *, config, tokens, generators, max_rows)``: the family's
+  likelihood protocol, batched (returns one
+  :class:`evalsuite.diffusion.likelihood.LikelihoodResult` per pair).
 
-Each family also names the settings its ``generate`` and ``loglikelihood`` accept (its own
+The sampler is the one loop of :mod:`evalsuite.diffusion.sampler` for every family: a family
+differs by its knobs (Dream's ``alg``), their defaults and ``logit_shift``.
+
+Each family also names the settings (knobs) its sampler and its likelihood accept (its own
 names, e.g. Dream's ``alg``): :func:`check_settings` refuses another family's setting with a
 :class:`~evalsuite.errors.ConfigError` naming the setting, the architecture and the valid
 names, before any weight loads (it needs only ``config.json``).
@@ -36,18 +38,15 @@ from evalsuite.errors import CheckpointError, ConfigError
 LLADA_GENERATE_SETTINGS = frozenset({
     "steps", "gen_length", "block_length", "temperature", "cfg_scale", "remasking",
     "logits_eos_inf", "confidence_eos_eot_inf", "decoding", "threshold", "cache", "early_exit"})
-#: LLaDA's estimator settings (``evalsuite.loglikelihood`` keywords; ``batch_size`` is the
-#: estimator's, the ``mc_batch_size`` knob).
-LLADA_LIKELIHOOD_SETTINGS = frozenset({"mc_num", "batch_size", "cfg_scale", "estimator",
+#: LLaDA's estimator settings (``evalsuite.loglikelihood`` keywords; knob names).
+LLADA_LIKELIHOOD_SETTINGS = frozenset({"mc_num", "mc_batch_size", "cfg_scale", "estimator",
                                        "target_se"})
 #: Dream's own sampler names (``gen_length`` is Dream's ``max_new_tokens``).
 DREAM_GENERATE_SETTINGS = frozenset({
     "steps", "gen_length", "temperature", "alg", "alg_temp", "top_p", "top_k",
     "batch_schedule", "early_exit"})
-DREAM_LIKELIHOOD_SETTINGS = frozenset({"mc_num", "batch_size", "cfg_scale", "estimator",
+DREAM_LIKELIHOOD_SETTINGS = frozenset({"mc_num", "mc_batch_size", "cfg_scale", "estimator",
                                        "nll_type"})
-#: Knob names (:mod:`evalsuite.settings.knobs`) that differ from the API keyword.
-KNOB_NAMES = {"batch_size": "mc_batch_size"}
 
 
 @dataclass(frozen=True)
@@ -64,14 +63,10 @@ class FamilySpec:
     """``module:function`` building the network: ``(ckpt_dir, *, dtype, device) -> nn.Module``."""
     network_class: str = "evalsuite.models.llada:LLaDAModel"
     """``module:Class`` of the network (recognises a bare network given to the API)."""
-    generate: str = "evalsuite.families.llada:generate"
-    """``module:function``: the family's sampler entry point (see the module docstring)."""
-    loglikelihood: str = "evalsuite.families.llada:loglikelihood"
-    """``module:function``: the family's likelihood entry point."""
     generate_settings: frozenset[str] = LLADA_GENERATE_SETTINGS
-    """Keywords its ``generate`` accepts."""
+    """Knobs of its sampler (``evalsuite.generate`` keywords)."""
     likelihood_settings: frozenset[str] = LLADA_LIKELIHOOD_SETTINGS
-    """Keywords its ``loglikelihood`` accepts."""
+    """Knobs of its likelihood (``evalsuite.loglikelihood`` keywords)."""
     logit_shift: int = 0
     """Position i is predicted by the output at ``i - logit_shift`` (Dream: 1)."""
     estimate: str = "evalsuite.families.llada:estimate"
@@ -79,6 +74,9 @@ class FamilySpec:
     ``(network, pairs, *, config, tokens, generators, max_rows) -> list[LikelihoodResult]``."""
     sampler_defaults: Mapping[str, Any] = field(default_factory=dict)
     """Sampler knob values below every task/user setting (Dream: ``alg`` entropy)."""
+    estimator_defaults: Mapping[str, Any] = field(default_factory=dict)
+    """Estimator knob values below every task/user setting (Dream: ``mc_batch_size`` 32, the
+    largest divisor of ``mc_num`` up to it when not given, as Dream's eval wrapper batches)."""
     paper_table: bool = True
     """Whether the per-task settings table of :mod:`evalsuite.tasks.settings` (LLaDA's
     published protocol) applies to this family."""
@@ -86,9 +84,8 @@ class FamilySpec:
     """Whether the family's protocol has a rolling (perplexity) likelihood."""
 
     def settings(self) -> frozenset[str]:
-        """Every setting of the family, as knob names (``batch_size`` -> ``mc_batch_size``)."""
-        return frozenset(KNOB_NAMES.get(n, n)
-                         for n in self.generate_settings | self.likelihood_settings)
+        """Every setting of the family (knob names of :mod:`evalsuite.settings.knobs`)."""
+        return self.generate_settings | self.likelihood_settings
 
     def resolve(self, attribute: str) -> Callable[..., Any]:
         """Import and return the callable named by the ``module:function`` field ``attribute``."""
@@ -109,13 +106,12 @@ FAMILIES: tuple[FamilySpec, ...] = (
         description="Dream 7B Base/Instruct (Dream-org/Dream-v0-*-7B; DreamLM/Dream)",
         load_network="evalsuite.families.dream.checkpoint:load_dream_network",
         network_class="evalsuite.families.dream.network:DreamModel",
-        generate="evalsuite.families.dream.protocol:generate",
-        loglikelihood="evalsuite.families.dream.protocol:loglikelihood",
         generate_settings=DREAM_GENERATE_SETTINGS,
         likelihood_settings=DREAM_LIKELIHOOD_SETTINGS,
         logit_shift=1,
         estimate="evalsuite.families.dream.protocol:estimate",
         sampler_defaults={"alg": "entropy"},
+        estimator_defaults={"mc_batch_size": 32},
         paper_table=False,
         rolling=False,
     ),

@@ -23,6 +23,7 @@ import atexit
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
@@ -103,6 +104,17 @@ def _leave_process_group() -> None:
     dist.destroy_process_group()
 
 
+def abandon_process_group() -> None:
+    """Leave the process group at once, without the exit barrier of
+    :func:`_leave_process_group`, after this rank failed: the ranks no longer run the same
+    collectives, so a barrier would wait forever (and the others with it); leaving makes the
+    other ranks' next collective fail, and the launcher reports the failure."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 class LLaDAEvalModel(LM):
     """lm-eval ``LM`` for the native diffusion families (``--model llada``): LLaDA and Dream,
     dispatched on the checkpoint's ``config.json``."""
@@ -123,10 +135,14 @@ class LLaDAEvalModel(LM):
         max_batch_size: int | None = None,
         settings_source: Literal["cli", "model_args"] = "model_args",
         request_cache: str | None = None,
+        planned: Mapping[str, TaskSettings] | None = None,
         **overrides: Any,
     ) -> None:
         super().__init__()
+        from evalsuite.lm_eval_plugin import install_exit_code_hook_under_lm_eval_cli
         from evalsuite.presets import resolve_model
+
+        install_exit_code_hook_under_lm_eval_cli()  # plain `lm_eval --model llada` only
 
         del max_batch_size  # lm_eval's CLI passes it to every model; batches here are fixed
         unknown = set(overrides) - knob_names()
@@ -173,11 +189,19 @@ class LLaDAEvalModel(LM):
             use_task_settings=bool(use_task_settings), device=self._device,
             tokenizer_loader=lambda: _read_tokenizer(preset.hub_id, preset.revision),
             request_cache=rcache.open_cache(request_cache),
+            planned=planned,
             architecture=self.architecture.name,
         )
-        self.request_stats: dict[tuple[str | None, int | None], dict[str, float]] = defaultdict(
-            lambda: {"nfe": 0, "seconds": 0.0, "generated_tokens": 0, "nonfinite": 0}
+        self._checkpoint: dict[str, Any] | None = None
+        self.request_stats: dict[tuple[str | None, int | None], dict[str, Any]] = defaultdict(
+            lambda: {"nfe": 0, "seconds": 0.0, "generated_tokens": 0, "nonfinite": 0,
+                     "generation_requests": 0, "seeds": []}
         )
+        """Per (task, document): forward passes, seconds, generated tokens (up to the cut),
+        NaN/inf requests, generation requests, and ``[request idx, seed]`` of each request."""
+        self.request_counts: dict[str, int] = defaultdict(int)
+        """Requests this process answered, per lm-eval request type (its share of the run
+        under data parallel)."""
 
     # ----- what the runner reads -------------------------------------------------------------
     @property
@@ -219,6 +243,46 @@ class LLaDAEvalModel(LM):
     def window(self) -> int | None:
         """The prompt window (None before the weights loaded: nothing was cut)."""
         return self.engine.window if self.engine.loaded else None
+
+    def reliability(self, stats: Mapping[Any, Mapping[str, Any]] | None = None) -> Any:
+        """Cache use, NaN/inf (over ``stats``, default this process's), OOM halvings and
+        prompt truncation (:class:`~evalsuite.results.schema.Reliability`)."""
+        from evalsuite.reliability import reliability_of
+
+        return reliability_of(self.request_cache, self.halving.halvings, self.window,
+                              self.truncated, self.request_stats if stats is None else stats)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Directory (portable form) and content fingerprint of the weights (computed once)."""
+        if self._checkpoint is None:
+            from pathlib import Path
+
+            from evalsuite.models.checkpoint import fingerprint
+            from evalsuite.results.provenance import display_id
+
+            ckpt = Path(self.model.checkpoint_dir)
+            self._checkpoint = {"dir": display_id(str(ckpt)), **fingerprint(ckpt)}
+        return self._checkpoint
+
+    def get_model_info(self) -> dict[str, Any]:
+        """lm-eval's hook: ``simple_evaluate`` puts this into ``results["config"]``, so a plain
+        ``lm_eval --model llada`` output carries the settings too; ``evalsuite run`` builds its
+        record from the same facts (:func:`evalsuite.results.convert.model_facts`). This
+        process's view (the runner gathers the per-request parts over ranks)."""
+        from evalsuite.results.convert import MODEL_INFO_KEY
+        from evalsuite.results.schema import to_plain
+
+        return {MODEL_INFO_KEY: {
+            "device": device_name(self._device),
+            "checkpoint": self.checkpoint(),
+            "special_tokens": self.tokens.as_dict(),
+            "family": {"family": self.family, "reason": self.preset.family_reason},
+            "settings": self.settings_used,
+            "provenance": {t: s.provenance.as_dict() for t, s in self.task_settings.items()},
+            "reliability": to_plain(self.reliability()),
+            "world_size": self._world_size,
+            "seed": self.seed,
+        }}
 
     # ----- lm-eval plumbing -------------------------------------------------------------
     def set_cache_hook(self, cache_hook: Any) -> None:
@@ -266,12 +330,15 @@ class LLaDAEvalModel(LM):
             dist.barrier()
 
     # ----- helpers ------------------------------------------------------------------------
-    def _record(self, task: str | None, doc_id: int | None, stats: RequestStats) -> None:
-        entry = self.request_stats[(task, doc_id)]
+    def _record(self, inst: Instance, stats: RequestStats, seed: int,
+                generation: bool = False) -> None:
+        entry = self.request_stats[(inst.task_name, inst.doc_id)]
         entry["nfe"] += stats.nfe
         entry["seconds"] += stats.seconds
         entry["generated_tokens"] += stats.generated_tokens
         entry["nonfinite"] += int(stats.nonfinite)
+        entry["generation_requests"] += int(generation)
+        entry["seeds"].append([int(inst.idx or 0), int(seed)])
 
     def _progress(self, total: int, desc: str) -> tuple[tqdm, Any]:
         bar = tqdm(total=total, desc=desc, disable=self._rank != 0, unit="req", dynamic_ncols=True)
@@ -296,12 +363,13 @@ class LLaDAEvalModel(LM):
                               repeat=rep)
             for r, rep in zip(requests, self._repeats(requests))
         ]
+        self.request_counts["loglikelihood"] += len(typed)
         bar, step = self._progress(len(typed), "loglikelihood")
         outputs = self.engine.loglikelihood(typed, step)
         bar.close()
         results = []
-        for inst, req, out in zip(requests, typed, outputs):
-            self._record(req.task, req.doc_id, out.stats)
+        for inst, out in zip(requests, outputs):
+            self._record(inst, out.stats, out.seed)
             results.append((out.value, out.greedy))
             if self.cache_hook is not None:
                 self.cache_hook.add_partial("loglikelihood", inst.args, results[-1])
@@ -315,11 +383,12 @@ class LLaDAEvalModel(LM):
                            repeat=rep)
             for r, rep in zip(requests, self._repeats(requests))
         ]
+        self.request_counts["loglikelihood_rolling"] += len(typed)
         bar, step = self._progress(len(typed), "loglikelihood_rolling")
         outputs = self.engine.loglikelihood_rolling(typed, step)
         bar.close()
-        for req, out in zip(typed, outputs):
-            self._record(req.task, req.doc_id, out.stats)
+        for inst, out in zip(requests, outputs):
+            self._record(inst, out.stats, out.seed)
         return [out.value for out in outputs]
 
     # ----- generate_until -----------------------------------------------------------------
@@ -331,16 +400,25 @@ class LLaDAEvalModel(LM):
             until = (until,) if isinstance(until, str) else tuple(until)
             config = self.engine.settings(TaskInfo(r.task_name, "generate_until"), gen_kwargs)
             typed.append(GenerationRequest(r.task_name, r.doc_id, context, until, config, rep))  # type: ignore[arg-type]
+        self.request_counts["generate_until"] += len(typed)
         bar, step = self._progress(len(typed), "generate_until")
         outputs = self.engine.generate(typed, step)
         bar.close()
         texts = []
-        for inst, req, out in zip(requests, typed, outputs):
-            self._record(req.task, req.doc_id, out.stats)
+        for inst, out in zip(requests, outputs):
+            self._record(inst, out.stats, out.seed, generation=True)
             texts.append(out.text)
             if self.cache_hook is not None:
                 self.cache_hook.add_partial("generate_until", inst.args, out.text)
         return texts
+
+
+def device_name(device: torch.device) -> str:
+    """``cuda:0 (NVIDIA H100 80GB HBM3)`` or ``cpu``."""
+    text = str(device)
+    if text.startswith("cuda") and torch.cuda.is_available():
+        return f"{text} ({torch.cuda.get_device_name(device)})"
+    return text
 
 
 def _read_tokenizer(hub_id: str, revision: str | None) -> Any | None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from evalsuite.config import EstimatorConfig, SamplerConfig
+from evalsuite.settings.config import EstimatorConfig, SamplerConfig
 from evalsuite.errors import ConfigError
 from evalsuite.models import request_cache as rcache
 from evalsuite.models.faults import HalvingState, fit_to_window, halving_levels, map_halving
@@ -36,6 +36,7 @@ from evalsuite.models.requests import (
     RollingRequest,
     request_seed,
     split_context,
+    tokens_to_cut,
     truncate_stop,
 )
 from evalsuite.settings import Overrides, Provenance, TaskInfo, resolve, settings_record
@@ -55,6 +56,8 @@ class RequestStats:
     seconds: float
     """Wall time attributed to the request (its share of its batch)."""
     generated_tokens: int = 0
+    """Tokens of the answer: up to the cut (first stop string, EOS or EoT), not the
+    ``gen_length`` answer slots (0 for likelihood requests)."""
     nonfinite: bool = False
     """Some logits computed for the request were NaN or infinite: its answer is not
     trustworthy."""
@@ -84,6 +87,9 @@ class RollingOutput:
     """Result of one loglikelihood_rolling request (sum over windows)."""
 
     value: float
+    seed: int
+    """Seed of the first window (the window at offset ``s`` uses ``request_seed(run seed,
+    text, s[, repeat])``)."""
     stats: RequestStats
 
 
@@ -93,9 +99,11 @@ class TaskSettings:
 
     config: SamplerConfig | EstimatorConfig
     provenance: Provenance
+    architecture: str | None = None
+    """The model family whose knobs are recorded (None: read from the config)."""
 
     def record(self) -> dict[str, Any]:
-        return settings_record(self.config)
+        return settings_record(self.config, self.architecture)
 
 
 class DiffusionEngine:
@@ -115,6 +123,7 @@ class DiffusionEngine:
         device: torch.device | None = None,
         tokenizer_loader: Callable[[], Any] | None = None,
         request_cache: rcache.RequestCache | None = None,
+        planned: Mapping[str, TaskSettings] | None = None,
         architecture: str = "llada",
     ) -> None:
         from evalsuite.families import family_named
@@ -141,6 +150,10 @@ class DiffusionEngine:
         self.truncated: dict[str, dict[str, int]] = {}
         """Per task: requests whose prompt was cut to the window, and tokens cut."""
         self._identity: dict[str, Any] | None = None
+        self.planned = dict(planned or {})
+        """Per task: the settings the runner's plan decided, with the provenance it knows
+        (the task YAML apart from ``--gen_kwargs``). A request whose resolved settings equal
+        the plan's records the plan's provenance; the decision itself is made here."""
 
     # ----- loading -----------------------------------------------------------------------
     @property
@@ -208,7 +221,8 @@ class DiffusionEngine:
                 ) -> tuple[rcache.Lookup, dict[Any, list[int]]]:
         """Fill ``out`` with the answers found in the request cache (built by ``make``) and
         group the indices of the missing requests by their settings."""
-        lookup = self._lookup(kind, payloads, [settings_record(r.config) for r in requests],
+        arch = self.architecture.name
+        lookup = self._lookup(kind, payloads, [settings_record(r.config, arch) for r in requests],
                               [r.repeat for r in requests])
         for i, answer in lookup.hits.items():
             out[i] = make(i, answer)
@@ -236,7 +250,11 @@ class DiffusionEngine:
                 _log.warning("task %s: generation kwarg %s=%r is not supported by the diffusion "
                              "sampler and is ignored (recorded in the run)", task.name, name, value)
         if task.name:
-            self.task_settings.setdefault(task.name, TaskSettings(config, provenance))
+            plan = self.planned.get(task.name)
+            if plan is not None and plan.config == config:
+                provenance = plan.provenance
+            self.task_settings.setdefault(task.name, TaskSettings(config, provenance,
+                                                                  self.architecture.name))
         return config
 
     # ----- helpers -------------------------------------------------------------------------
@@ -277,7 +295,8 @@ class DiffusionEngine:
     def generation_seed(self, req: GenerationRequest) -> int:
         # early_exit changes no draw (an exited row keeps the tokens it would have had), so it
         # stays out of the seed: on and off sample the same noise
-        settings = tuple(sorted((k, v) for k, v in settings_record(req.config).items()
+        record = settings_record(req.config, self.architecture.name)
+        settings = tuple(sorted((k, v) for k, v in record.items()
                                 if k not in SEED_NEUTRAL_SETTINGS))
         return request_seed(self.seed, req.context, settings, *self._seed_parts(req.repeat))
 
@@ -333,18 +352,27 @@ class DiffusionEngine:
                               progress: Callable[[int, int], None] | None = None) -> list[RollingOutput]:
         from evalsuite.diffusion.likelihood import estimate_loglikelihood
 
-        outputs: list[RollingOutput] = []
         if not requests:
-            return outputs
+            return []
         if not self.architecture.rolling:
             raise ConfigError(f"loglikelihood_rolling (perplexity tasks) is not part of the "
                               f"{self.architecture.name} protocol; choose a likelihood or "
                               "generation task")
+        out: list[RollingOutput | None] = [None] * len(requests)
+        # answered requests come from the request cache (resume), like the other two kinds
+        lookup, _groups = self._cached(
+            "loglikelihood_rolling", requests, [{"text": r.text} for r in requests], out,
+            lambda i, answer: RollingOutput(float(answer.value), self.rolling_seed(requests[i], 0),
+                                            RequestStats(answer.nfe, answer.seconds, 0,
+                                                         answer.nonfinite)), progress)
+        if not lookup.missing:
+            return [o for o in out if o is not None]
         model = self.model
         bos = self.tokenizer.bos_token_id
         prefix = [bos] if bos is not None else []
         window = self.max_length - len(prefix)
-        for req in requests:
+        for i in lookup.missing:
+            req = requests[i]
             t0 = time.perf_counter()
             ids = self.encode(req.text)
             config = req.config.replace(cfg_scale=0.0)  # no prompt to guide against
@@ -352,18 +380,23 @@ class DiffusionEngine:
             for start in range(0, len(ids), window):
                 pairs.append((torch.tensor(prefix, dtype=torch.long),
                               torch.tensor(ids[start:start + window])))
-                gens.append(torch.Generator().manual_seed(request_seed(
-                    self.seed, req.text, start, *self._seed_parts(req.repeat))))
+                gens.append(torch.Generator().manual_seed(self.rolling_seed(req, start)))
             results = estimate_loglikelihood(model.network, pairs, config=config,
                                              mask_id=model.tokens.mask_id, generators=gens,
                                              max_rows=self.max_rows)
             nfe = sum(r.nfe for r in results)
             bad = any(r.nonfinite for r in results)
-            outputs.append(RollingOutput(sum(r.value for r in results),
-                                         RequestStats(nfe, time.perf_counter() - t0, 0, bad)))
+            value, seconds = sum(r.value for r in results), time.perf_counter() - t0
+            out[i] = RollingOutput(value, self.rolling_seed(req, 0),
+                                   RequestStats(nfe, seconds, 0, bad))
+            lookup.store([(i, rcache.CachedAnswer(value, nfe, seconds, 0, bad))])
             if progress:
                 progress(1, nfe)
-        return outputs
+        return [o for o in out if o is not None]
+
+    def rolling_seed(self, req: RollingRequest, start: int) -> int:
+        """Seed of the window of ``req`` that starts at token ``start``."""
+        return request_seed(self.seed, req.text, start, *self._seed_parts(req.repeat))
 
     # ----- generation ------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerationRequest],
@@ -405,15 +438,13 @@ class DiffusionEngine:
                 seeds = {i: self.generation_seed(requests[i]) for i in chunk}
                 last = [time.perf_counter()]
 
-                def finished(i: int, text: str, nfe: int, bad: bool,
-                             config: SamplerConfig = config, seeds: dict[int, int] = seeds,
-                             last: list[float] = last) -> None:
+                def finished(i: int, text: str, n_tokens: int, nfe: int, bad: bool,
+                             seeds: dict[int, int] = seeds, last: list[float] = last) -> None:
                     now = time.perf_counter()
                     seconds, last[0] = now - last[0], now  # sums to the bucket's wall time
-                    stats = RequestStats(nfe, seconds, config.gen_length, bad)
+                    stats = RequestStats(nfe, seconds, n_tokens, bad)
                     out[i] = GenerationOutput(text, seeds[i], stats)
-                    lookup.store([(i, rcache.CachedAnswer(text, nfe, seconds, config.gen_length,
-                                                          bad))])
+                    lookup.store([(i, rcache.CachedAnswer(text, nfe, seconds, n_tokens, bad))])
                     if progress:
                         progress(1, nfe)
 
@@ -426,7 +457,8 @@ class DiffusionEngine:
                             [encoded[i] for i in todo], [requests[i] for i in todo],
                             [seeds[i] for i in todo], config,
                             slots=max(1, self.batch_size >> level),
-                            on_finish=lambda j, text, nfe, bad: finished(todo[j], text, nfe, bad))
+                            on_finish=lambda j, text, n, nfe, bad: finished(todo[j], text, n,
+                                                                             nfe, bad))
                     return [None]
 
                 # the whole bucket is one item: an out-of-memory error halves the slots
@@ -436,11 +468,13 @@ class DiffusionEngine:
 
     def _generate_batch(self, prompts: list[list[int]], reqs: list[GenerationRequest],
                         seeds: list[int], config: SamplerConfig, slots: int | None = None,
-                        on_finish: Callable[[int, str, int, bool], None] | None = None,
+                        on_finish: Callable[[int, str, int, int, bool], None] | None = None,
                         ) -> tuple[list[str], list[int], list[bool]]:
         """Texts, per-request forward passes (a CFG pair counts 2) and NaN/inf flags for one
         length bucket, ``slots`` (default ``batch_size``) rows at a time; ``on_finish(row,
-        text, nfe, nonfinite)`` hears of each row as soon as it is final."""
+        text, generated_tokens, nfe, nonfinite)`` hears of each row as soon as it is final
+        (``generated_tokens``: the answer's tokens up to the cut, see
+        :func:`~evalsuite.models.requests.tokens_to_cut`)."""
         from evalsuite.diffusion.sampler import diffusion_generate
         from evalsuite.diffusion.stopping import StopRule
 
@@ -461,15 +495,20 @@ class DiffusionEngine:
         per_pass = 2 if config.cfg_scale > 0 else 1
         texts: list[str | None] = [None] * len(prompts)
 
-        def text_of(row: int, generated: list[int], exited: bool) -> str:
+        def cut_of(row: int, generated: list[int], exited: bool) -> tuple[str, int]:
+            """The answer text and the number of generated tokens it is made of."""
             cut = stops | {tokens.mask_id} if exited else stops  # exited: the committed prefix
             end = next((j for j, t in enumerate(generated) if t in cut), len(generated))
-            return truncate_stop(decode(generated[:end]), reqs[row].until)
+            text = truncate_stop(decode(generated[:end]), reqs[row].until)
+            return text, tokens_to_cut(generated[:end], text, decode)
+
+        def text_of(row: int, generated: list[int], exited: bool) -> str:
+            return cut_of(row, generated, exited)[0]
 
         def row_done(row: int, row_tokens: torch.Tensor, nfe: int, bad: bool, exited: bool) -> None:
-            texts[row] = text_of(row, row_tokens[width:].tolist(), exited)
+            texts[row], n_tokens = cut_of(row, row_tokens[width:].tolist(), exited)
             if on_finish is not None:
-                on_finish(row, texts[row], nfe * per_pass, bad)
+                on_finish(row, texts[row], n_tokens, nfe * per_pass, bad)
 
         result = diffusion_generate(
             model.network, ids.to(self.device),

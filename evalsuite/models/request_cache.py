@@ -42,6 +42,8 @@ DEFAULT_CACHE_DIR = Path("results/cache")
 CACHE_DIR_ENV = "EVALSUITE_CACHE_DIR"
 """Overrides the CLI's default cache directory (the test suite gives each test its own)."""
 DB_NAME = "requests.sqlite"
+OPEN_TIMEOUT_S = 60
+"""Seconds to wait for another process's lock on the cache file (open and every write)."""
 TOKENIZER_SUFFIXES = (".json", ".model", ".txt", ".jinja", ".tiktoken")
 """Files of a checkpoint directory hashed as the tokenizer's identity (weights are not)."""
 
@@ -103,7 +105,7 @@ def repeat_indices(items: Sequence[Any]) -> list[int]:
 #: the sampler or the estimator never returns answers the old code computed.
 ANSWER_CODE = ("diffusion/likelihood.py", "diffusion/sampler.py", "models/llada.py",
                "models/adapter.py", "models/engine.py", "models/requests.py",
-               "models/tokens.py", "diffusion/stopping.py", "config.py")
+               "models/tokens.py", "diffusion/stopping.py", "settings/config.py")
 
 
 def code_fingerprint() -> str:
@@ -158,17 +160,33 @@ class RequestCache:
         self.stats = CacheStats()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, kind TEXT NOT NULL, "
-                "value TEXT NOT NULL, nfe INTEGER, seconds REAL, generated_tokens INTEGER, "
-                "nonfinite INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL)")
+            self._db = sqlite3.connect(str(self.path), timeout=OPEN_TIMEOUT_S,
+                                       isolation_level=None)
+            self._set_up()
         except (OSError, sqlite3.Error) as exc:
             raise CacheError(
                 f"request cache {self.path}: cannot open it ({exc}); pass a writable "
                 "--cache-dir, or --no-cache to run without resume") from None
+
+    def _set_up(self) -> None:
+        """WAL mode and the table. Processes of a data-parallel run open the same new file at
+        once; switching a new database to WAL can then answer "database is locked" at once,
+        without waiting (SQLite's deadlock avoidance), so this retries until
+        :data:`OPEN_TIMEOUT_S` instead of failing one rank (whose peers then waited forever)."""
+        deadline = time.monotonic() + OPEN_TIMEOUT_S
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, kind TEXT NOT "
+                    "NULL, value TEXT NOT NULL, nfe INTEGER, seconds REAL, generated_tokens "
+                    "INTEGER, nonfinite INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL)")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         self._db.close()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
-from evalsuite.config import EstimatorConfig, SamplerConfig
+from evalsuite.settings.config import EstimatorConfig, SamplerConfig
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,23 @@ def request_seed(base_seed: int, *parts: object) -> int:
     """
     text = "\x1f".join([str(base_seed), *map(repr, parts)])
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+def tokens_to_cut(ids: Sequence[int], text: str, decode: Callable[[Sequence[int]], str]) -> int:
+    """How many of ``ids`` the answer ``text`` is made of: the fewest leading tokens whose
+    decoded text covers ``text`` (``ids`` already end at the first EOS / EoT, ``text`` is their
+    decoding cut at the earliest stop string). The honest count of generated tokens: the answer
+    slots after the cut (EOS padding, text after a stop string) are not tokens of the answer."""
+    if len(decode(ids)) <= len(text):
+        return len(ids)
+    low, high = 0, len(ids)  # decode(ids[:high]) covers text, decode(ids[:low]) may not
+    while low < high:
+        mid = (low + high) // 2
+        if len(decode(ids[:mid])) >= len(text):
+            high = mid
+        else:
+            low = mid + 1
+    return low
 
 
 def truncate_stop(text: str, until: tuple[str, ...]) -> str:

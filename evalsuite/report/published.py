@@ -10,8 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from evalsuite.errors import ConfigError
+from evalsuite.resources import package_path
 
-PUBLISHED_FILE = Path(__file__).resolve().parents[1] / "data" / "published.json"
+PUBLISHED_FILE = package_path("data", "published.json")
 
 _ALIASES = {"minerva_math": "math", "hendrycks_math": "math", "math500": "math"}
 

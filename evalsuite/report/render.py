@@ -12,8 +12,9 @@ from pathlib import Path
 import jinja2
 
 from evalsuite.report.table import Report
+from evalsuite.resources import package_path
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = package_path("report", "templates")
 
 
 def environment() -> jinja2.Environment:

@@ -77,10 +77,15 @@ class Row:
     cells: tuple[Cell | None, ...]
     nfe_per_sample: float | None
     tokens_per_s: float | None
+    """Generated tokens per second of generation."""
     wall_time_s: float | None
     seconds_per_sample: float | None
     failed: str | None = None
     """The runner's failure message when the run stopped early (finished tasks were kept)."""
+    tokens_per_nfe: float | None = None
+    """Generated tokens per forward pass of generation (hardware-independent efficiency)."""
+    tokens_counted_to_cut: bool = True
+    """False for records before schema v2, whose token counts were answer slots."""
 
 
 @dataclass(frozen=True)
@@ -306,7 +311,9 @@ def build_report(
                 tokens_per_s=rec.speed.tokens_per_s,
                 wall_time_s=rec.speed.wall_time_s,
                 seconds_per_sample=_seconds_per_sample(run),
-                failed=str(rec.extra["failed"]) if rec.extra.get("failed") else None,
+                failed=rec.failure if rec.status == "failed" else None,
+                tokens_per_nfe=rec.speed.tokens_per_nfe,
+                tokens_counted_to_cut=rec.speed.tokens_counted_to_cut,
             )
         )
 

@@ -2,7 +2,7 @@
 
 Public API::
 
-    write_run_from_lm_eval(root, lm_eval_output, meta, request_stats) -> Path
+    write_run_from_lm_eval(root, lm_eval_output, facts, request_stats) -> Path
     read_run(path) -> Run            read_runs(paths) -> (runs, skipped)
     load_runs(paths) -> pandas.DataFrame
     collect_environment() -> dict
@@ -10,6 +10,7 @@ Public API::
 
 from evalsuite.results.loading import load_runs
 from evalsuite.results.provenance import collect_environment
+from evalsuite.results.convert import RunFacts, Totals
 from evalsuite.results.schema import (
     SCHEMA_VERSION,
     MetricValue,
@@ -34,11 +35,13 @@ __all__ = [
     "MetricValue",
     "ModelInfo",
     "Run",
+    "RunFacts",
     "RunRecord",
     "SampleRecord",
     "Skipped",
     "Speed",
     "TaskRecord",
+    "Totals",
     "collect_environment",
     "find_runs",
     "load_runs",

@@ -128,7 +128,7 @@ def run_settings(run: Run) -> dict[str, str]:
         "device": _text(r.device),
         "limit": _text(r.limit),
     }
-    for k, v in sorted(r.seeds.items()):
+    for k, v in sorted(r.seeds.as_dict().items()):
         out[f"seeds.{k}"] = _text(v)
     packages = r.environment.get("packages")
     if isinstance(packages, Mapping):

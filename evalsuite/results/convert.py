@@ -7,6 +7,11 @@ lm-eval (0.4.13) returns ``results`` (``{task: {"metric,filter": value,
 ``arguments``, ``resps``, ``filtered_resps``, ``filter``, ``metrics`` (names) and one key per
 metric holding that document's score. Entries of one document under different filters are
 merged into one :class:`SampleRecord`.
+
+:func:`convert_lm_eval` is the one builder of a :class:`RunRecord`: from lm-eval's output, the
+per-request statistics and the typed :class:`RunFacts` of the run (made by the runner from its
+plan and the model's ``get_model_info()``, or by :func:`facts_from_lm_eval_config` from a plain
+``lm_eval`` output, which carries the same ``get_model_info()`` under ``config``).
 """
 
 from __future__ import annotations
@@ -16,35 +21,122 @@ import datetime as _dt
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from evalsuite.errors import ResultsError
 from evalsuite.results.schema import (
     SCHEMA_VERSION,
+    Checkpoint,
+    DataParallel,
+    FamilyDecision,
+    LmEvalOptions,
     MetricValue,
     ModelInfo,
+    Reliability,
     RunRecord,
     SampleRecord,
+    SandboxRecord,
+    Seeds,
+    SettingsProvenance,
     Speed,
     TaskRecord,
-)
-
-_KNOWN_META = frozenset(
-    {
-        "model",
-        "settings",
-        "seeds",
-        "device",
-        "limit",
-        "wall_time_s",
-        "argv",
-        "environment",
-        "totals",
-    }
+    typed_from_dict,
 )
 
 RequestStats = Mapping[tuple[str, int], Mapping[str, Any]]
-"""``(task_name, doc_id) -> {"nfe": int, "seconds": float, "generated_tokens": int}``."""
+"""``(task_name, doc_id) -> {"nfe": int, "seconds": float, "generated_tokens": int,
+"generation_requests": int, "nonfinite": int, "seeds": [[request idx, seed], ...]}`` (every
+key optional)."""
+
+REQUEST_SEED_RULE = "sha256(run seed, request content, settings, repeat index when > 0)"
+"""How the engine derives a request's seed (:func:`evalsuite.models.requests.request_seed`)."""
+
+MODEL_INFO_KEY = "evalsuite"
+"""Key of our facts in the ``llada`` model's ``get_model_info()`` (lm-eval puts that dict
+into ``results["config"]``)."""
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Run totals over the per-request statistics."""
+
+    nfe: int | None = None
+    generated_tokens: int | None = None
+    generation_s: float | None = None
+    generation_nfe: int | None = None
+
+    @classmethod
+    def of(cls, stats: RequestStats) -> "Totals":
+        """Sums; the ``generation_*`` ones over documents with generation requests."""
+        gen = [s for s in stats.values() if s.get("generation_requests")]
+        return cls(
+            nfe=int(sum(s.get("nfe", 0) for s in stats.values())),
+            generated_tokens=int(sum(s.get("generated_tokens", 0) for s in stats.values())),
+            generation_s=sum(s.get("seconds", 0.0) for s in gen),
+            generation_nfe=int(sum(s.get("nfe", 0) for s in gen)),
+        )
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run knows besides lm-eval's output and the per-request statistics: the input
+    of :func:`convert_lm_eval`. Fields mirror :class:`RunRecord`'s."""
+
+    model: ModelInfo
+    seeds: Seeds = field(default_factory=Seeds)
+    device: str | None = None
+    limit: float | None = None
+    wall_time_s: float | None = None
+    argv: tuple[str, ...] = ()
+    environment: Mapping[str, Any] = field(default_factory=dict)
+    totals: Totals | None = None
+    """None: summed from the request statistics."""
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Task -> the settings its requests ran with (knob name -> value)."""
+    provenance: Mapping[str, SettingsProvenance] = field(default_factory=dict)
+    """Task -> where each of its settings came from."""
+    status: Literal["complete", "failed"] = "complete"
+    failure: str | None = None
+    requested_tasks: tuple[str, ...] = ()
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    family: FamilyDecision | None = None
+    checkpoint: Checkpoint | None = None
+    lm_eval_options: LmEvalOptions | None = None
+    world_size: int = 1
+    data_parallel: DataParallel | None = None
+    sandbox: SandboxRecord | None = None
+    reliability: Reliability | None = None
+    tokens_counted_to_cut: bool = True
+    """The statistics count answer tokens up to the cut (evalsuite's engine does)."""
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the ``llada`` model reports of itself (``get_model_info()[MODEL_INFO_KEY]``)."""
+
+    device: str | None = None
+    checkpoint: Checkpoint | None = None
+    special_tokens: Mapping[str, Any] = field(default_factory=dict)
+    family: FamilyDecision | None = None
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    provenance: Mapping[str, SettingsProvenance] = field(default_factory=dict)
+    reliability: Reliability | None = None
+    world_size: int = 1
+    seed: int | None = None
+    """The run seed the request seeds derive from."""
+
+
+def model_facts(info: Mapping[str, Any] | None) -> ModelFacts | None:
+    """Parse a ``get_model_info()`` dict (ours under :data:`MODEL_INFO_KEY`; None for another
+    model's)."""
+    ours = (info or {}).get(MODEL_INFO_KEY)
+    if not isinstance(ours, Mapping):
+        return None
+    facts = typed_from_dict(ModelFacts, ours, "get_model_info()")
+    return dataclasses.replace(facts, provenance={
+        t: typed_from_dict(SettingsProvenance, p, f"get_model_info().provenance.{t}")
+        for t, p in (ours.get("provenance") or {}).items()})
 
 
 def utc_now_iso() -> str:
@@ -114,6 +206,13 @@ def _loglikelihoods(resps: Sequence[Any]) -> tuple[float, ...] | None:
             return None
         out.append(float(ll))
     return tuple(out)
+
+
+def _request_seeds(stats: Mapping[str, Any]) -> tuple[int, ...] | None:
+    pairs = stats.get("seeds")
+    if not pairs:
+        return None
+    return tuple(int(seed) for _idx, seed in sorted(pairs, key=lambda p: p[0]))
 
 
 def _convert_sample(
@@ -194,6 +293,7 @@ def _convert_sample(
             if output_type in ("multiple_choice", "loglikelihood", "loglikelihood_rolling")
             else None
         ),
+        seeds=_request_seeds(stats),
     )
 
 
@@ -215,7 +315,7 @@ def convert_samples(
 
 def convert_lm_eval(
     output: Mapping[str, Any],
-    meta: Mapping[str, Any],
+    facts: RunFacts,
     request_stats: RequestStats,
     *,
     run_id: str,
@@ -224,9 +324,8 @@ def convert_lm_eval(
 ) -> tuple[RunRecord, list[SampleRecord]]:
     """Build the run record and sample records of one lm-eval evaluation (pure).
 
-    ``meta`` is the runner's dict described in INTERFACES.md (model, settings, seeds, device,
-    limit, wall_time_s, argv, environment, totals). Raises ResultsError when ``output`` lacks
-    ``results`` or ``samples`` (the run must be made with ``log_samples=True``).
+    ``facts``: what the run knows (:class:`RunFacts`). Raises ResultsError when ``output``
+    lacks ``results`` or ``samples`` (the run must be made with ``log_samples=True``).
     """
     if not isinstance(output.get("results"), Mapping) or not output["results"]:
         raise ResultsError("lm-eval output has no 'results'; nothing was evaluated")
@@ -242,7 +341,7 @@ def convert_lm_eval(
     n_shot: Mapping[str, Any] = output.get("n-shot") or {}
     hib: Mapping[str, Any] = output.get("higher_is_better") or {}
     n_samples: Mapping[str, Any] = output.get("n-samples") or {}
-    settings: Mapping[str, Any] = meta.get("settings") or {}
+    settings: Mapping[str, Any] = facts.settings
 
     samples: list[SampleRecord] = []
     tasks: dict[str, TaskRecord] = {}
@@ -265,6 +364,7 @@ def convert_lm_eval(
             metrics=_parse_metrics(results.get(name) or {}),
             settings=_jsonable(dict(settings.get(name) or {})),
             generation_kwargs=_jsonable(dict(config.get("generation_kwargs") or {})),
+            provenance=facts.provenance.get(name),
         )
     for group, children in sorted(group_subtasks.items()):
         if not children:
@@ -291,42 +391,41 @@ def convert_lm_eval(
                 task, n_samples=sum(tasks[t].n_samples for t in leaves)
             )
 
-    model = meta.get("model") or {}
-    totals = meta.get("totals") or {}
-    nfe = totals.get("nfe")
-    gen = totals.get("generated_tokens")
-    if nfe is None and request_stats:
-        nfe = sum(int(s.get("nfe") or 0) for s in request_stats.values())
-    if gen is None and request_stats:
-        gen = sum(int(s.get("generated_tokens") or 0) for s in request_stats.values())
+    totals = facts.totals or Totals.of(request_stats)
     record = RunRecord(
         schema_version=SCHEMA_VERSION,
         run_id=run_id,
         created_utc=created_utc,
         source_format=source_format,
-        model=ModelInfo(
-            preset=str(model.get("preset") or model.get("resolved_id") or "unknown"),
-            backend=str(model.get("backend") or "unknown"),
-            resolved_id=str(model.get("resolved_id") or model.get("preset") or "unknown"),
-            revision=model.get("revision"),
-            dtype=model.get("dtype"),
-            family=model.get("family"),
-            chat_template=model.get("chat_template"),
-            special_tokens=_jsonable(dict(model.get("special_tokens") or {})),
-        ),
+        model=dataclasses.replace(facts.model,
+                                  special_tokens=_jsonable(dict(facts.model.special_tokens))),
         tasks=tasks,
-        seeds=_jsonable(dict(meta.get("seeds") or {})),
-        device=meta.get("device"),
-        limit=meta.get("limit"),
-        argv=tuple(str(a) for a in meta.get("argv") or ()),
-        environment=_jsonable(dict(meta.get("environment") or {})),
+        seeds=facts.seeds,
+        device=facts.device,
+        limit=facts.limit,
+        argv=tuple(str(a) for a in facts.argv),
+        environment=_jsonable(dict(facts.environment)),
         speed=Speed(
-            wall_time_s=meta.get("wall_time_s"),
-            nfe=None if nfe is None else int(nfe),
-            generated_tokens=None if gen is None else int(gen),
-            generation_s=totals.get("generation_s"),
+            wall_time_s=facts.wall_time_s,
+            nfe=totals.nfe,
+            generated_tokens=totals.generated_tokens,
+            generation_s=totals.generation_s,
+            generation_nfe=totals.generation_nfe,
+            tokens_counted_to_cut=facts.tokens_counted_to_cut,
         ),
-        extra=_jsonable({k: v for k, v in meta.items() if k not in _KNOWN_META}),
+        status=facts.status,
+        failure=facts.failure,
+        requested_tasks=tuple(facts.requested_tasks),
+        overrides=_jsonable(dict(facts.overrides)),
+        family=facts.family,
+        checkpoint=facts.checkpoint,
+        lm_eval_options=(None if facts.lm_eval_options is None else dataclasses.replace(
+            facts.lm_eval_options, gen_kwargs=_jsonable(dict(facts.lm_eval_options.gen_kwargs)))),
+        world_size=facts.world_size,
+        data_parallel=facts.data_parallel,
+        sandbox=(None if facts.sandbox is None else dataclasses.replace(
+            facts.sandbox, isolation=_jsonable(dict(facts.sandbox.isolation)))),
+        reliability=facts.reliability,
     )
     return record, samples
 
@@ -338,8 +437,10 @@ def _leaves(tasks: Mapping[str, TaskRecord], name: str) -> list[str]:
     return [leaf for child in task.subtasks for leaf in _leaves(tasks, child)]
 
 
-def meta_from_lm_eval_config(output: Mapping[str, Any]) -> dict[str, Any]:
-    """Best-effort runner meta for a plain lm-eval output (schema v0): what lm-eval records."""
+def facts_from_lm_eval_config(output: Mapping[str, Any]) -> RunFacts:
+    """The facts of a plain lm-eval output (schema v0): what lm-eval records, and, for our
+    ``llada`` model, what its ``get_model_info()`` put into ``config`` (settings and their
+    provenance per task, device, checkpoint, family, reliability)."""
     config = output.get("config") or {}
     model_args = config.get("model_args")
     pretrained = None
@@ -355,31 +456,35 @@ def meta_from_lm_eval_config(output: Mapping[str, Any]) -> dict[str, Any]:
         wall_s = float(wall) if wall is not None else None
     except (TypeError, ValueError):
         wall_s = None
-    return {
-        "model": {
-            "preset": str(pretrained or config.get("model") or "unknown"),
-            "backend": str(config.get("model") or "unknown"),
-            "resolved_id": str(pretrained or config.get("model") or "unknown"),
-            "revision": None,
-            "dtype": None,
-        },
-        "settings": {},
-        "seeds": {
-            k: config.get(k)
-            for k in ("random_seed", "numpy_seed", "torch_seed", "fewshot_seed")
-            if k in config
-        },
-        "device": config.get("device"),
-        "limit": config.get("limit"),
-        "wall_time_s": wall_s,
-        "argv": [],
-        "environment": {
-            k: output.get(k)
-            for k in ("lm_eval_version", "transformers_version", "git_hash", "upper_git_hash")
-            if k in output
-        },
-        "totals": {},
-    }
+    ours = model_facts(config)
+    name = str(pretrained or config.get("model") or "unknown")
+    seeds = {k: config.get(k) for k in ("random_seed", "numpy_seed", "torch_seed", "fewshot_seed")
+             if isinstance(config.get(k), int)}
+    return RunFacts(
+        model=ModelInfo(
+            preset=name, backend=str(config.get("model") or "unknown"), resolved_id=name,
+            revision=None, dtype=None,
+            family=ours.family.family if ours and ours.family else None, chat_template=None,
+            special_tokens=dict(ours.special_tokens) if ours else {}),
+        seeds=Seeds(random_seed=seeds.get("random_seed"), numpy_random_seed=seeds.get("numpy_seed"),
+                    torch_random_seed=seeds.get("torch_seed"),
+                    fewshot_random_seed=seeds.get("fewshot_seed"),
+                    request_seed_base=ours.seed if ours else None,
+                    request_seed_rule=REQUEST_SEED_RULE if ours else None),
+        device=(ours.device if ours and ours.device else config.get("device")),
+        limit=config.get("limit"),
+        wall_time_s=wall_s,
+        environment={k: output.get(k) for k in ("lm_eval_version", "transformers_version",
+                                                "git_hash", "upper_git_hash") if k in output},
+        totals=Totals(),
+        settings=dict(ours.settings) if ours else {},
+        provenance=dict(ours.provenance) if ours else {},
+        family=ours.family if ours else None,
+        checkpoint=ours.checkpoint if ours else None,
+        world_size=ours.world_size if ours else 1,
+        reliability=ours.reliability if ours else None,
+        tokens_counted_to_cut=False,
+    )
 
 
 def epoch_to_iso(epoch: Any) -> str | None:

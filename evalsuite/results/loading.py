@@ -16,9 +16,10 @@ metric, filter, key      ``acc``, ``none``, ``acc,none``
 value, stderr            aggregated value and its standard error (NaN when unknown)
 ci95_low, ci95_high      value ± 1.96 stderr
 higher_is_better         from lm-eval (NaN when unknown)
-wall_time_s, nfe,        run totals: wall time, forward passes, generated tokens,
-generated_tokens,        generated tokens per second
-tokens_per_s
+wall_time_s, nfe,        run totals: wall time, forward passes, generated tokens
+generated_tokens,        (up to the cut), generated tokens per second and per forward
+tokens_per_s,            pass of generation
+tokens_per_nfe
 git_revision, git_dirty  harness checkout state when the run was made
 schema_version, source   schema the record was written in (after migration: current)
 ======================  ==========================================================
@@ -65,6 +66,7 @@ COLUMNS: tuple[str, ...] = (
     "nfe",
     "generated_tokens",
     "tokens_per_s",
+    "tokens_per_nfe",
     "git_revision",
     "git_dirty",
     "schema_version",
@@ -113,6 +115,7 @@ def runs_to_rows(runs: Iterable[Run]) -> list[dict[str, object]]:
                         "nfe": r.speed.nfe,
                         "generated_tokens": r.speed.generated_tokens,
                         "tokens_per_s": r.speed.tokens_per_s,
+                        "tokens_per_nfe": r.speed.tokens_per_nfe,
                         "git_revision": git.get("revision"),
                         "git_dirty": git.get("dirty"),
                         "schema_version": r.schema_version,

@@ -73,6 +73,15 @@ def harness_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def display_id(hub_id: str) -> str:
+    """Hub ids as given; paths inside the installed package as ``evalsuite/...`` (portable)."""
+    path = Path(hub_id)
+    package = Path(__file__).resolve().parents[1]
+    if path.is_absolute() and path.resolve().is_relative_to(package):
+        return str(Path("evalsuite") / path.resolve().relative_to(package))
+    return hub_id
+
+
 def collect_environment() -> dict[str, Any]:
     """Provenance for a run record: python, platform, package versions, harness git state."""
     torch_info: dict[str, Any] = {}

@@ -1,17 +1,20 @@
-"""Versioned records of one evaluation run (schema v1) and the migrations from older layouts.
+"""Versioned records of one evaluation run (schema v2).
 
 A run directory holds two files:
 
 ``run.json``
     One :class:`RunRecord`: model, per-task versions, metric values with standard errors,
-    every sampler/estimator setting, seeds, provenance, speed. ``schema_version`` says how to
-    read it; ``integrity`` holds the sha256 of the record itself and of the samples file, so a
+    every sampler/estimator setting with its provenance, seeds, status and failure,
+    reliability counts, sandbox isolation, family decision, lm-eval options, world size and
+    speed, each a typed field documented here. ``schema_version`` says how to read it;
+    ``integrity`` holds the sha256 of the record itself and of the samples file, so a
     truncated or hand-edited file is detected instead of silently read.
 ``samples.jsonl``
     One :class:`SampleRecord` per evaluated document (all filters of that document merged).
 
-Old layouts keep loading through :mod:`evalsuite.results.migrations` (``upgrade`` and
-``MIGRATIONS``, kept in their own module so that this one imports nothing of the converters).
+Old layouts keep loading through :mod:`evalsuite.results.migrations` (v0: lm-eval's own
+output; v1: the untyped ``extra`` of the first evalsuite records). That module imports this
+one, never the reverse.
 
 All ``from_dict`` functions validate and raise :class:`~evalsuite.errors.ResultsError` naming
 the offending field; the caller adds the file name.
@@ -19,6 +22,9 @@ the offending field; the caller adds the file name.
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +32,7 @@ from typing import Any, Literal
 
 from evalsuite.errors import ResultsError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version this code writes. Readers accept every version from 0 up to this one."""
 
 RUN_FILE = "run.json"
@@ -86,6 +92,149 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class SettingsProvenance:
+    """Where each setting of a task came from (:class:`evalsuite.settings.Provenance`)."""
+
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Knob name -> ``cli``, ``model_args``, ``gen_kwargs``, ``yaml``, ``paper_table``,
+    ``derived`` or ``default``."""
+    ignored_gen_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """Generation kwargs the diffusion sampler could not honour (``top_p``, ...)."""
+    notes: tuple[str, ...] = ()
+    """Derivations in words (``block_length 8 kept: divides gen_length 64``)."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The weights a run used: directory (portable form) and content fingerprint."""
+
+    dir: str
+    sha256: str
+    method: str | None = None
+    """``content`` (every byte hashed) or ``config+headers`` (large checkpoints)."""
+
+
+@dataclass(frozen=True)
+class FamilyDecision:
+    """Which protocol family (base / instruct) applied, and why (``preset``, ``flag``, ...)."""
+
+    family: str | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class LmEvalOptions:
+    """The options passed to lm-eval's ``simple_evaluate``."""
+
+    num_fewshot: int | None = None
+    system_instruction: str | None = None
+    apply_chat_template: bool | None = None
+    fewshot_as_multiturn: bool | None = None
+    gen_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """lm-eval ``--gen_kwargs`` added to every generation task."""
+    predict_only: bool = False
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """Seeds of the run: lm-eval's four and the base of the per-request seeds."""
+
+    random_seed: int | None = None
+    numpy_random_seed: int | None = None
+    torch_random_seed: int | None = None
+    fewshot_random_seed: int | None = None
+    request_seed_base: int | None = None
+    """The run seed every request seed derives from (the samples record each request's)."""
+    request_seed_rule: str | None = None
+    """How a request seed is derived, in words."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The seeds that are known, by name."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class SandboxRecord:
+    """The isolation in force for model-written code (present when a task executed any)."""
+
+    tasks: tuple[str, ...]
+    """Tasks that executed model-written code."""
+    isolation: Mapping[str, Any] = field(default_factory=dict)
+    """:func:`evalsuite.sandbox.isolation_report`: mechanisms, limits, verdict, kernel."""
+
+
+@dataclass(frozen=True)
+class CacheCounts:
+    """Use of the request cache over the run (summed over ranks)."""
+
+    enabled: bool
+    path: str | None = None
+    requests: int = 0
+    """Requests looked up."""
+    from_cache: int = 0
+    """Requests answered from the cache (not computed)."""
+    computed: int = 0
+    written: int = 0
+    by_kind: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Per request kind: ``{"requests": n, "from_cache": k}``."""
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """Requests whose logits held NaN/inf (their scores are not trustworthy)."""
+
+    requests: int = 0
+    by_task: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """Prompts cut to the window (from the left)."""
+
+    rule: str = "left"
+    window: int | None = None
+    """Tokens a request may span (None: the weights never loaded, or an lm-eval backend)."""
+    by_task: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Per task: ``{"requests": n, "tokens": cut}``."""
+
+
+@dataclass(frozen=True)
+class RankRequests:
+    """One process's share of a data-parallel run."""
+
+    rank: int
+    requests: int
+    """Requests this process answered (lm-eval gives each rank a slice of the documents)."""
+    requests_by_type: Mapping[str, int] = field(default_factory=dict)
+    """The same per lm-eval request type (``loglikelihood``, ``generate_until``, ...)."""
+    cache_hits: int = 0
+    """Requests this process answered from its request cache."""
+
+
+@dataclass(frozen=True)
+class DataParallel:
+    """How a run's requests were spread over processes (``accelerate launch``/``torchrun``)."""
+
+    world_size: int = 1
+    ranks: tuple[RankRequests, ...] = ()
+    requests: int = 0
+    """Requests answered, summed over the ranks."""
+    cache_hits: int = 0
+    """Requests answered from the request cache, summed over the ranks."""
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """What the run did to stay trustworthy: cache use, NaN/inf, OOM retries, truncation."""
+
+    cache: CacheCounts = field(default_factory=lambda: CacheCounts(enabled=False))
+    nonfinite: NonFinite = field(default_factory=NonFinite)
+    oom_halvings: int = 0
+    """Times a batch was halved after running out of memory."""
+    truncation: Truncation = field(default_factory=Truncation)
+
+
+@dataclass(frozen=True)
 class TaskRecord:
     """One lm-eval task (a leaf that has samples) or an aggregating group.
 
@@ -107,6 +256,8 @@ class TaskRecord:
     settings: Mapping[str, Any]
     generation_kwargs: Mapping[str, Any]
     subtasks: tuple[str, ...] = ()
+    provenance: SettingsProvenance | None = None
+    """Where each of ``settings`` came from (None: not a diffusion task, or not recorded)."""
 
     @property
     def is_group(self) -> bool:
@@ -122,6 +273,11 @@ class Speed:
     generated_tokens: int | None
     generation_s: float | None = None
     """Seconds spent in generation requests (optional: absent in older v1 records)."""
+    generation_nfe: int | None = None
+    """Forward passes of generation requests (None in records before schema v2)."""
+    tokens_counted_to_cut: bool = False
+    """Whether ``generated_tokens`` counts answer tokens up to the cut (stop string, EOS,
+    EoT), as from schema v2; records before it counted every ``gen_length`` answer slot."""
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -130,6 +286,15 @@ class Speed:
         if not seconds or not self.generated_tokens:
             return None
         return self.generated_tokens / seconds
+
+    @property
+    def tokens_per_nfe(self) -> float | None:
+        """Generated tokens per forward pass of generation: the hardware-independent
+        efficiency of a diffusion sampler (1 for one token per pass; more with parallel
+        decoding). None when unknown."""
+        if not self.generation_nfe or self.generated_tokens is None:
+            return None
+        return self.generated_tokens / self.generation_nfe
 
 
 @dataclass(frozen=True)
@@ -141,15 +306,35 @@ class RunRecord:
     created_utc: str
     model: ModelInfo
     tasks: Mapping[str, TaskRecord]
-    seeds: Mapping[str, Any]
+    seeds: Seeds
     device: str | None
     limit: float | None
     argv: tuple[str, ...]
     environment: Mapping[str, Any]
+    """Interpreter, platform, package versions, harness git state
+    (:func:`evalsuite.results.provenance.collect_environment`)."""
     speed: Speed
     source_format: str = "evalsuite"
+    """``evalsuite`` (written by a run) or ``lm-eval`` (lm-eval's own output, migrated)."""
+    status: Literal["complete", "failed"] = "complete"
+    """``failed``: a task raised; the tasks finished before it are in the record."""
+    failure: str | None = None
+    """``ExceptionType: message`` of the failure."""
+    requested_tasks: tuple[str, ...] = ()
+    """Task names the run was asked for, in order (resolved: ``llada_gsm8k``)."""
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    """Diffusion settings given on the command line (``--gen-length 64``)."""
+    family: FamilyDecision | None = None
+    checkpoint: Checkpoint | None = None
+    lm_eval_options: LmEvalOptions | None = None
+    world_size: int = 1
+    """Processes that evaluated (data parallel)."""
+    data_parallel: DataParallel | None = None
+    """Requests and cache hits per process; None for lm-eval's own backends (hf, vllm)."""
+    sandbox: SandboxRecord | None = None
+    reliability: Reliability | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
-    """Other runner facts (requested tasks, a failure message, CLI overrides, world size)."""
+    """Facts of a newer writer that this version does not know (nothing it writes itself)."""
 
     def leaf_tasks(self) -> list[TaskRecord]:
         """Tasks that have samples (not groups), by name."""
@@ -219,6 +404,9 @@ class SampleRecord:
     nonfinite: int = 0
     """Requests of this document whose logits held NaN/inf: its scores are not trustworthy."""
     loglikelihoods: tuple[float, ...] | None = None
+    seeds: tuple[int, ...] | None = None
+    """The seed of each request of this document, in request order (lm-eval's ``idx``; a
+    rolling request's is its first window's); None when not recorded."""
 
 
 # ---------------------------------------------------------------- (de)serialisation
@@ -242,7 +430,65 @@ def task_to_dict(t: TaskRecord) -> dict[str, Any]:
         "settings": dict(t.settings),
         "generation_kwargs": dict(t.generation_kwargs),
         "subtasks": list(t.subtasks),
+        "provenance": to_plain(t.provenance),
     }
+
+
+def to_plain(value: Any) -> Any:
+    """A typed fact as JSON-ready data (dataclasses as objects, tuples as lists)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def typed_from_dict(cls: type, d: Any, where: str) -> Any:
+    """Build the frozen dataclass ``cls`` from plain data, checking every field against its
+    annotation (nested dataclasses, ``X | None``, mappings, tuples, int/float/str/bool);
+    a field with a default may be absent. Raises ResultsError naming the field."""
+    if not isinstance(d, Mapping):
+        raise ResultsError(f"{where}: expected an object, found {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in d:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ResultsError(f"{where}: missing field {f.name!r}")
+            continue
+        kwargs[f.name] = _typed(hints[f.name], d[f.name], f"{where}.{f.name}")
+    return cls(**kwargs)
+
+
+def _typed(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None and len(members) < len(typing.get_args(hint)):
+            return None
+        hint = members[0]
+        origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return typed_from_dict(hint, value, where)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ResultsError(f"{where}: expected one of {typing.get_args(hint)}, found {value!r}")
+        return value
+    if origin in (Mapping, dict) or hint is dict:
+        if not isinstance(value, Mapping):
+            raise ResultsError(f"{where}: expected an object, found {type(value).__name__}")
+        return dict(value)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ResultsError(f"{where}: expected a list, found {type(value).__name__}")
+        return tuple(value)
+    allowed = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}.get(hint)
+    if allowed is not None and (not isinstance(value, allowed)
+                                or (isinstance(value, bool) and hint is not bool)):
+        raise ResultsError(f"{where}: expected {hint.__name__}, found {type(value).__name__}")
+    return value
 
 
 def run_to_dict(r: RunRecord) -> dict[str, Any]:
@@ -264,7 +510,7 @@ def run_to_dict(r: RunRecord) -> dict[str, Any]:
             "special_tokens": dict(m.special_tokens),
         },
         "tasks": {k: task_to_dict(v) for k, v in sorted(r.tasks.items())},
-        "seeds": dict(r.seeds),
+        "seeds": to_plain(r.seeds),
         "device": r.device,
         "limit": r.limit,
         "argv": list(r.argv),
@@ -274,8 +520,22 @@ def run_to_dict(r: RunRecord) -> dict[str, Any]:
             "nfe": r.speed.nfe,
             "generated_tokens": r.speed.generated_tokens,
             "generation_s": r.speed.generation_s,
+            "generation_nfe": r.speed.generation_nfe,
+            "tokens_counted_to_cut": r.speed.tokens_counted_to_cut,
             "tokens_per_s": r.speed.tokens_per_s,
+            "tokens_per_nfe": r.speed.tokens_per_nfe,
         },
+        "status": r.status,
+        "failure": r.failure,
+        "requested_tasks": list(r.requested_tasks),
+        "overrides": to_plain(r.overrides),
+        "family": to_plain(r.family),
+        "checkpoint": to_plain(r.checkpoint),
+        "lm_eval_options": to_plain(r.lm_eval_options),
+        "world_size": r.world_size,
+        "data_parallel": to_plain(r.data_parallel),
+        "sandbox": to_plain(r.sandbox),
+        "reliability": to_plain(r.reliability),
         "extra": dict(r.extra),
     }
 
@@ -298,6 +558,8 @@ def sample_to_dict(s: SampleRecord) -> dict[str, Any]:
     }
     if s.loglikelihoods is not None:  # optional: absent in older v1 files and generation tasks
         out["loglikelihoods"] = list(s.loglikelihoods)
+    if s.seeds is not None:
+        out["seeds"] = list(s.seeds)
     return out
 
 
@@ -327,11 +589,13 @@ def _task_from_dict(d: Any, where: str) -> TaskRecord:
         settings=dict(_get(d, "settings", dict, where)),
         generation_kwargs=dict(_get(d, "generation_kwargs", dict, where)),
         subtasks=tuple(_get(d, "subtasks", list, where)),
+        provenance=_typed(SettingsProvenance | None, d.get("provenance"), f"{where}.provenance"),
     )
 
 
 def run_from_dict(d: Any) -> RunRecord:
-    """Validate a schema-v1 run dict and build the record (``ResultsError`` names the field)."""
+    """Validate a current-schema run dict and build the record (``ResultsError`` names the
+    field); older versions go through :func:`evalsuite.results.migrations.upgrade` first."""
     w = "run"
     version = _get(d, "schema_version", int, w)
     if version != SCHEMA_VERSION:
@@ -359,7 +623,7 @@ def run_from_dict(d: Any) -> RunRecord:
             special_tokens=dict(_get(m, "special_tokens", dict, wm)),
         ),
         tasks={k: _task_from_dict(v, f"run.tasks.{k}") for k, v in tasks.items()},
-        seeds=dict(_get(d, "seeds", dict, w)),
+        seeds=typed_from_dict(Seeds, _get(d, "seeds", dict, w), "run.seeds"),
         device=_get(d, "device", _OPT_STR, w),
         limit=_get(d, "limit", _OPT_NUM, w),
         argv=tuple(str(a) for a in _get(d, "argv", list, w)),
@@ -369,7 +633,25 @@ def run_from_dict(d: Any) -> RunRecord:
             nfe=_get(speed, "nfe", (int, type(None)), ws),
             generated_tokens=_get(speed, "generated_tokens", (int, type(None)), ws),
             generation_s=_get(speed, "generation_s", _OPT_NUM, ws) if "generation_s" in speed else None,
+            generation_nfe=_get(speed, "generation_nfe", (int, type(None)), ws),
+            tokens_counted_to_cut=_get(speed, "tokens_counted_to_cut", bool, ws),
         ),
+        status=_typed(Literal["complete", "failed"], _get(d, "status", str, w), "run.status"),
+        failure=_get(d, "failure", _OPT_STR, w),
+        requested_tasks=tuple(str(t) for t in _get(d, "requested_tasks", list, w)),
+        overrides=dict(_get(d, "overrides", dict, w)),
+        family=_typed(FamilyDecision | None, _get(d, "family", (dict, type(None)), w), "run.family"),
+        checkpoint=_typed(Checkpoint | None, _get(d, "checkpoint", (dict, type(None)), w),
+                          "run.checkpoint"),
+        lm_eval_options=_typed(LmEvalOptions | None,
+                               _get(d, "lm_eval_options", (dict, type(None)), w),
+                               "run.lm_eval_options"),
+        world_size=_get(d, "world_size", int, w),
+        data_parallel=_typed(DataParallel | None, d.get("data_parallel"), "run.data_parallel"),
+        sandbox=_typed(SandboxRecord | None, _get(d, "sandbox", (dict, type(None)), w),
+                       "run.sandbox"),
+        reliability=_typed(Reliability | None, _get(d, "reliability", (dict, type(None)), w),
+                           "run.reliability"),
         extra=dict(_get(d, "extra", dict, w)) if "extra" in d else {},
     )
 
@@ -403,10 +685,12 @@ def sample_from_dict(d: Any, where: str = "sample") -> SampleRecord:
         prompt_hash=_get(d, "prompt_hash", _OPT_STR, where),
         nonfinite=int(d.get("nonfinite") or 0),
         loglikelihoods=lls,
+        seeds=(None if d.get("seeds") is None
+               else tuple(int(x) for x in _get(d, "seeds", list, where))),
     )
 
 
-# ---------------------------------------------------------------- migrations
+# ---------------------------------------------------------------- loaded runs
 
 
 @dataclass(frozen=True)
@@ -426,13 +710,3 @@ class Run:
         """Samples of ``task``; for a group, of all its leaf tasks."""
         leaves = set(self.record.leaves_of(task))
         return [s for s in self.samples if s.task in leaves]
-
-
-def __getattr__(name: str) -> Any:
-    """``MIGRATIONS`` and ``upgrade`` moved to :mod:`evalsuite.results.migrations`; imported
-    lazily here for older callers (an eager import would bring back the import cycle)."""
-    if name in ("MIGRATIONS", "Migration", "Document", "upgrade"):
-        from evalsuite.results import migrations
-
-        return getattr(migrations, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

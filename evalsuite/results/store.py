@@ -11,7 +11,7 @@ Writing
     Run ids carry a UTC timestamp and random suffix, so concurrent writers never collide, and
     ``rename`` refuses to replace a non-empty directory, so a run never overwrites another.
 Reading
-    :func:`read_run` accepts a v1 run directory, an lm-eval output directory or
+    :func:`read_run` accepts a v1 or v2 run directory (v1 migrated on read), an lm-eval output directory or
     ``results_*.json`` file (schema v0, migrated on read). Any problem raises ResultsError
     naming the file and what is wrong.
 """
@@ -33,6 +33,7 @@ from evalsuite import faultpoints
 from evalsuite.errors import ResultsError
 from evalsuite.results.convert import (
     RequestStats,
+    RunFacts,
     convert_lm_eval,
     epoch_to_iso,
     utc_now_iso,
@@ -148,16 +149,18 @@ def write_run(root: Path, record: RunRecord, samples: Iterable[SampleRecord]) ->
 def write_run_from_lm_eval(
     root: Path,
     lm_eval_output: Mapping[str, Any],
-    meta: Mapping[str, Any],
+    facts: RunFacts,
     request_stats: RequestStats,
 ) -> Path:
     """Convert a ``simple_evaluate(..., log_samples=True)`` output and write it as a new run.
 
-    ``meta`` and ``request_stats`` follow INTERFACES.md. Returns the new run directory.
+    ``facts``: what the run knows (:class:`~evalsuite.results.convert.RunFacts`);
+    ``request_stats``: :data:`~evalsuite.results.convert.RequestStats`. Returns the new run
+    directory.
     """
-    preset = str((meta.get("model") or {}).get("preset") or "run")
     record, samples = convert_lm_eval(
-        lm_eval_output, meta, request_stats, run_id=new_run_id(preset), created_utc=utc_now_iso()
+        lm_eval_output, facts, request_stats, run_id=new_run_id(facts.model.preset or "run"),
+        created_utc=utc_now_iso()
     )
     return write_run(root, record, samples)
 

@@ -2,7 +2,9 @@
 
 The run opts in through lm-eval's ``confirm_run_unsafe_code`` (``lm_eval
 --confirm_run_unsafe_code``) or our ``--allow-code-execution`` /
-``EVALSUITE_ALLOW_CODE_EXECUTION=1``.
+``EVALSUITE_ALLOW_CODE_EXECUTION=1``: evalsuite's CLI reads both into the run spec, and the
+runner passes the decision down with :func:`confirmed_for_run`. Nothing here reads the
+environment.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
-import os
 import sys
 from collections.abc import Iterator, Mapping
 from types import FrameType
@@ -27,8 +28,8 @@ __all__ = [
 ]
 
 ALLOW_ENV = "EVALSUITE_ALLOW_CODE_EXECUTION"
-"""Environment variable: ``1`` opts in to executing model-written code (what
-``--allow-code-execution`` sets)."""
+"""Environment variable: ``1`` opts in to executing model-written code, like
+``--allow-code-execution`` (read by the CLI only)."""
 
 _OPT_IN_HINT = (
     "pass --allow-code-execution to evalsuite (or set EVALSUITE_ALLOW_CODE_EXECUTION=1), "
@@ -77,9 +78,8 @@ def confirmed_for_run(confirmed: bool) -> Iterator[None]:
 
 def execution_confirmed() -> bool:
     """Whether this run opted in to executing model-written code: the run config
-    (:func:`confirmed_for_run`), the user's environment variable, or lm-eval's flag."""
-    return (_RUN_CONFIRMED.get() or os.environ.get(ALLOW_ENV, "").strip() == "1"
-            or _lm_eval_confirmed())
+    (:func:`confirmed_for_run`) or lm-eval's ``confirm_run_unsafe_code``."""
+    return _RUN_CONFIRMED.get() or _lm_eval_confirmed()
 
 
 def require_execution_confirmed(what: str) -> None:

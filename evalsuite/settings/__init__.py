@@ -1,5 +1,9 @@
-"""Diffusion settings: the knob registry (:mod:`.knobs`) and the resolver (:mod:`.resolve`)."""
+"""Diffusion settings, one home: the config dataclasses and their defaults (:mod:`.config`),
+the knob registry derived from them (:mod:`.knobs`), the one validator (:mod:`.validate`), the
+paper's per-task tables (:mod:`.paper`, parsed through the registry) and the resolver
+(:mod:`.resolve`)."""
 
+from evalsuite.settings.config import EstimatorConfig, SamplerConfig
 from evalsuite.settings.knobs import Knob, knob_names, knobs, parse_knobs
 from evalsuite.settings.resolve import (
     DEFAULT_GEN_LENGTH,
@@ -12,5 +16,6 @@ from evalsuite.settings.resolve import (
     settings_record,
 )
 
-__all__ = ["DEFAULT_GEN_LENGTH", "Knob", "Overrides", "Provenance", "Source", "TaskInfo",
-           "describe", "knob_names", "knobs", "parse_knobs", "resolve", "settings_record"]
+__all__ = ["DEFAULT_GEN_LENGTH", "EstimatorConfig", "Knob", "Overrides", "Provenance",
+           "SamplerConfig", "Source", "TaskInfo", "describe", "knob_names", "knobs",
+           "parse_knobs", "resolve", "settings_record"]

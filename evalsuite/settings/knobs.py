@@ -1,37 +1,34 @@
 """One registry of diffusion knobs, derived from the settings dataclasses.
 
-Every field of :class:`~evalsuite.config.SamplerConfig` and
-:class:`~evalsuite.config.EstimatorConfig` is a knob: a user-facing name (the field name,
+Every field of :class:`~evalsuite.settings.config.SamplerConfig` and
+:class:`~evalsuite.settings.config.EstimatorConfig` is a knob: a user-facing name (the field name,
 except the estimator's ``batch_size``, which is ``mc_batch_size`` so that it does not clash
-with the run's batch size), a type, the allowed choices of a ``Literal``, a default and a
-help text (``field(metadata={"help": ...})`` or the attribute docstring). The CLI flags,
-the ``model_args`` validation of the lm-eval adapter and the record are generated from this
-registry, so a new dataclass field becomes a flag, a model_arg and a recorded setting with no
-further code.
+with the run's batch size), a type, the allowed choices of a ``Literal``, a default, the
+:class:`~evalsuite.settings.config.Rule` its values obey and a help text
+(``field(metadata={"help": ...})`` or the attribute docstring), read by
+:func:`evalsuite.settings.fields.field_specs`. The CLI flags, the
+``model_args`` / ``gen_kwargs`` keys, the keyword arguments of :mod:`evalsuite.api`, the paper
+tables (:mod:`evalsuite.settings.paper`), the validator and the record are generated from this
+registry, so a new dataclass field becomes a flag, a model_arg, an API argument, a checked
+and recorded setting with no further code.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import dataclasses
-import inspect
-import textwrap
 import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final, Literal, get_args, get_origin
+from typing import Any, Final, Literal
 
-from evalsuite.config import ON_OFF_TEXT, EstimatorConfig, SamplerConfig, parse_on_off
+from evalsuite.settings.config import ON_OFF_TEXT, EstimatorConfig, SamplerConfig, parse_on_off
+from evalsuite.settings.fields import Rule, field_specs
 from evalsuite.errors import ConfigError
 
 Owner = Literal["sampler", "estimator"]
 OWNERS: Final[dict[Owner, type]] = {"sampler": SamplerConfig, "estimator": EstimatorConfig}
 
-#: (owner, dataclass field) -> user-facing knob name, where the two differ.
-RENAMES: Final[dict[tuple[Owner, str], str]] = {("estimator", "batch_size"): "mc_batch_size"}
 
 
 @dataclass(frozen=True)
@@ -51,35 +48,44 @@ class Knob:
     defaults: Mapping[Owner, Any]
     """Dataclass default per owner."""
     help: str
+    rule: Rule | None = None
+    """Bounds of a numeric value (field metadata ``rule``)."""
+
+    @property
+    def example(self) -> Any:
+        """A valid value (for the fix in a message)."""
+        if self.kind is bool:
+            return "on"
+        if self.rule is not None and self.rule.example is not None:
+            return self.rule.example
+        return self.choices[0] if self.choices else next(iter(self.defaults.values()))
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
-    def parse(self, value: Any, where: str) -> Any:
+    def parse(self, value: Any, where_: str) -> Any:
         """The typed value of a raw input (a model_args string, a YAML scalar, a CLI value).
 
-        Raises :class:`ConfigError` naming the knob, the value, ``where`` it came from and
-        what is accepted.
+        Raises :class:`ConfigError` naming the knob, the value, ``where_`` it came from and
+        the fix (:mod:`evalsuite.settings.validate`).
         """
+        from evalsuite.settings.validate import check_value, where
+
         if value is None or (self.optional and isinstance(value, str) and value.lower() == "none"):
             if self.optional:
                 return None
-            raise ConfigError(f"{self.name} ({where}) needs a value")
+            raise ConfigError(f"{self.name} (from {where_}) needs a value; pass e.g. "
+                              f"{where(where_, self.name, self.example)}")
         try:
             typed = _coerce(self.kind, value)
         except (TypeError, ValueError):
-            if self.kind is bool:
-                raise ConfigError(f"{self.name} must be on or off, got {value!r} ({where})") from None
-            raise ConfigError(
-                f"{self.name}={value!r} ({where}) is not a valid {self.kind.__name__}"
-                + (f"; choose one of {', '.join(map(str, self.choices))}" if self.choices else "")
-            ) from None
-        if self.choices is not None and typed not in self.choices:
-            raise ConfigError(
-                f"{self.name}={value!r} ({where}) is not allowed; choose one of "
-                f"{', '.join(map(str, self.choices))}"
-            )
+            wanted = ("on or off" if self.kind is bool else
+                      f"one of {', '.join(map(str, self.choices))}" if self.choices else
+                      self.rule.describe() if self.rule else f"a {self.kind.__name__}")
+            raise ConfigError(f"{self.name} {value!r} (from {where_}) must be {wanted}; pass "
+                              f"e.g. {where(where_, self.name, self.example)}") from None
+        check_value(self, typed, where_, where_)
         return typed
 
 
@@ -107,63 +113,41 @@ def _coerce(kind: type, value: Any) -> Any:
     return str(value)
 
 
-def _attribute_docs(cls: type) -> dict[str, str]:
-    """Attribute docstrings (a string literal right after ``name: type = default``)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError, SyntaxError):  # pragma: no cover - source unavailable
-        return {}
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
-                and isinstance(nxt.value.value, str)):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
-
-
-def _describe(hint: Any) -> tuple[type, bool, tuple[Any, ...] | None]:
-    """(kind, optional, choices) of a field annotation."""
-    optional = False
-    origin = get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        members = [a for a in get_args(hint) if a is not type(None)]
-        optional = len(members) < len(get_args(hint))
-        if len(members) != 1:
-            raise TypeError(f"unsupported settings annotation {hint!r}")
-        hint = members[0]
-        origin = get_origin(hint)
-    if origin is Literal:
-        choices = get_args(hint)
-        return type(choices[0]), optional, tuple(choices)
-    if hint in (int, float, bool, str):
-        return hint, optional, None
-    raise TypeError(f"unsupported settings annotation {hint!r}")
-
-
 @lru_cache(maxsize=1)
 def knobs() -> dict[str, Knob]:
     """Every knob, by user-facing name, in field order (sampler first)."""
     collected: dict[str, dict[str, Any]] = {}
     for owner, cls in OWNERS.items():
-        hints = typing.get_type_hints(cls)
-        docs = _attribute_docs(cls)
-        for f in dataclasses.fields(cls):
-            name = RENAMES.get((owner, f.name), f.name)
-            kind, optional, choices = _describe(hints[f.name])
-            default = f.default if f.default is not dataclasses.MISSING else None
-            entry = collected.setdefault(name, {
-                "fields": {}, "kind": kind, "optional": optional, "choices": choices,
-                "defaults": {}, "help": f.metadata.get("help") or docs.get(f.name, ""),
+        for spec in field_specs(cls):
+            entry = collected.setdefault(spec.name, {
+                "fields": {}, "kind": spec.kind, "optional": spec.optional,
+                "choices": spec.choices, "defaults": {}, "help": spec.help, "rule": spec.rule,
             })
-            entry["fields"][owner] = f.name
-            entry["defaults"][owner] = default
+            entry["fields"][owner] = spec.field
+            entry["defaults"][owner] = spec.default
     return {
         name: Knob(name, types.MappingProxyType(e["fields"]), e["kind"], e["optional"],
-                   e["choices"], types.MappingProxyType(e["defaults"]), e["help"])
+                   e["choices"], types.MappingProxyType(e["defaults"]), e["help"], e["rule"])
         for name, e in collected.items()
     }
+
+
+def owner_of(config: SamplerConfig | EstimatorConfig) -> Owner:
+    """``"sampler"`` or ``"estimator"``."""
+    return "sampler" if isinstance(config, SamplerConfig) else "estimator"
+
+
+def record_of(config: SamplerConfig | EstimatorConfig) -> dict[str, Any]:
+    """Every setting of ``config`` under its knob name (what the run record and the request
+    cache key store: the estimator's batch size as ``mc_batch_size``)."""
+    owner = owner_of(config)
+    return {name: getattr(config, k.fields[owner]) for name, k in knobs_of(owner).items()}
+
+
+def build(owner: Owner, values: Mapping[str, Any]) -> SamplerConfig | EstimatorConfig:
+    """The config of ``owner`` from knob values (the others at their defaults)."""
+    mine = knobs_of(owner)
+    return OWNERS[owner](**{mine[k].fields[owner]: v for k, v in values.items()})
 
 
 def knob_names() -> frozenset[str]:
@@ -209,7 +193,7 @@ def add_flags(group: Any) -> None:
 def _on_off_type(name: str) -> Any:
     def convert(text: str) -> bool:
         try:
-            return parse_on_off(text, name)
+            return parse_on_off(text, name, "cli")
         except ConfigError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 

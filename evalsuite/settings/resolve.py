@@ -6,7 +6,9 @@ weight loads, and by the lm-eval adapter for every request, so that a run and a 
 
 * Precedence, highest first: the CLI or ``model_args`` (``overrides``), lm-eval's
   ``--gen_kwargs``, the task YAML's ``generation_kwargs``, the paper's per-task table
-  (:mod:`evalsuite.tasks.settings`, looked up by exact task name), the defaults.
+  (:mod:`evalsuite.settings.paper`, looked up by exact task name), the model family's
+  defaults (:class:`evalsuite.families.FamilySpec`, Dream's ``alg``), the defaults
+  (:mod:`evalsuite.settings.config`).
 * ``max_gen_toks`` in the generation kwargs is ``gen_length`` unless ``gen_length`` is set by
   the same or a higher layer; ``do_sample: false`` is temperature 0, ``do_sample: true``
   without a temperature is temperature 1. Any other generation kwarg that the diffusion
@@ -17,40 +19,44 @@ weight loads, and by the lm-eval adapter for every request, so that a run and a 
   length (else the largest divisor below it) and keeps its steps per token (rounded to a
   multiple of the number of blocks).
 * The estimator's ``mc_batch_size`` is derived (largest divisor of ``mc_num`` up to the
-  default 16) unless given; a given one that does not divide ``mc_num`` is an error.
-* Invalid combinations raise :class:`~evalsuite.errors.ConfigError` naming the values, where
-  each came from and the fix.
+  family's default: 16, Dream 32) unless given; a given one that does not divide ``mc_num`` is an error.
+* Invalid values and combinations raise :class:`~evalsuite.errors.ConfigError` naming the
+  values, where each came from and the fix (:mod:`evalsuite.settings.validate`, the one
+  validator).
 
-Provenance of each value: ``cli``, ``model_args``, ``gen_kwargs``, ``yaml``, ``paper_table``,
-``derived`` or ``default``.
+Provenance of each value: ``cli``, ``model_args``, ``argument`` (:mod:`evalsuite.api`),
+``gen_kwargs``, ``yaml``, ``paper_table``, ``derived`` or ``default``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from evalsuite.config import EstimatorConfig, SamplerConfig
-from evalsuite.errors import ConfigError
-from evalsuite.settings.knobs import Knob, Owner, knobs_of
+from evalsuite.settings import validate
+from evalsuite.settings.config import (
+    DEFAULT_LENGTH,
+    EstimatorConfig,
+    SamplerConfig,
+)
+from evalsuite.settings.knobs import Knob, Owner, build, knobs, knobs_of, record_of
 
-Source = Literal["cli", "model_args", "gen_kwargs", "yaml", "paper_table", "derived", "default"]
-OverrideSource = Literal["cli", "model_args"]
+Source = Literal["cli", "model_args", "argument", "gen_kwargs", "yaml", "paper_table", "derived",
+                 "default"]
+OverrideSource = Literal["cli", "model_args", "argument"]
 OutputType = Literal["generate_until", "loglikelihood", "multiple_choice", "loglikelihood_rolling"]
 
-DEFAULT_GEN_LENGTH: Final = 256
-"""gen_length (and steps, block_length) when nothing sets them."""
-DEFAULT_MC_BATCH_SIZE: Final = 16
+DEFAULT_GEN_LENGTH: Final = DEFAULT_LENGTH
+"""gen_length (and steps, block_length) when nothing sets them: the dataclass default."""
 
 #: Generation kwargs the sampler understands besides the knobs themselves.
 HONOURED_GEN_KWARGS: Final = frozenset({"until", "max_gen_toks", "do_sample", "temperature"})
 
 _RANK: Final[dict[Source, int]] = {
     "default": 0, "paper_table": 1, "yaml": 2, "gen_kwargs": 3, "model_args": 4, "cli": 4,
-    "derived": 1,
+    "argument": 4, "derived": 1,
 }
 _LENGTH_KEYS: Final = ("gen_length", "steps", "block_length")
 
@@ -139,14 +145,15 @@ def resolve(
             ignored.update(dropped)
         layers.append((over.source, _own(over.values, "sampler")))
         return _resolve_sampler(layers, ignored, over.source)
-    layers = [("paper_table", table), (over.source, _own(over.values, "estimator"))]
+    layers = [("default", spec.estimator_defaults), ("paper_table", table),
+              (over.source, _own(over.values, "estimator"))]
     return _resolve_estimator(layers, over.source)
 
 
 def _paper_table(name: str | None, family: str) -> dict[str, Any]:
     if not name:
         return {}
-    from evalsuite.tasks.settings import diffusion_settings
+    from evalsuite.settings.paper import diffusion_settings
 
     return diffusion_settings(name, family)  # type: ignore[arg-type]
 
@@ -200,13 +207,6 @@ def _pick_all(layers: list[tuple[Source, Mapping[str, Any]]],
     return mine, values, sources
 
 
-def _where(source: Source, key: str) -> str:
-    """How the user sets ``key`` at the level that set it (for the fix in a message)."""
-    if source == "cli":
-        return "--" + key.replace("_", "-")
-    return f"{key}=" if source != "yaml" else f"{key} (task YAML)"
-
-
 def _resolve_sampler(layers: list[tuple[Source, Mapping[str, Any]]], ignored: dict[str, Any],
                      fix_source: OverrideSource) -> tuple[SamplerConfig, Provenance]:
     mine, values, sources = _pick_all(layers, "sampler")
@@ -214,10 +214,9 @@ def _resolve_sampler(layers: list[tuple[Source, Mapping[str, Any]]], ignored: di
     if sources["gen_length"] == "default":
         values["gen_length"] = DEFAULT_GEN_LENGTH
     _derive_lengths(layers, values, sources, notes)
-    _check_sampler(values, sources, fix_source)
-    fields = {mine[k].fields["sampler"]: v for k, v in values.items()}
-    return SamplerConfig(**fields), Provenance(MappingProxyType(sources),
-                                               MappingProxyType(dict(ignored)), tuple(notes))
+    validate.check("sampler", mine, values, sources, fix_source)
+    return build("sampler", values), Provenance(MappingProxyType(sources),  # type: ignore[return-value]
+                                                MappingProxyType(dict(ignored)), tuple(notes))
 
 
 def _derive_lengths(layers: list[tuple[Source, Mapping[str, Any]]], values: dict[str, Any],
@@ -285,77 +284,35 @@ def _base_lengths(layers: list[tuple[Source, Mapping[str, Any]]]) -> tuple[int, 
     return gen, steps, block
 
 
-def _check_sampler(values: dict[str, Any], sources: dict[str, Source], fix: OverrideSource) -> None:
-    def named(key: str) -> str:
-        return f"{key} {values[key]} (from {sources[key]})"
-
-    for key in _LENGTH_KEYS:
-        value = values[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(f"{named(key)} must be a positive integer; pass e.g. "
-                              f"{_where(fix, key)}{' ' if fix == 'cli' else ''}256")
-    gen, steps, block = values["gen_length"], values["steps"], values["block_length"]
-    if block > gen:
-        raise ConfigError(
-            f"{named('block_length')} is larger than {named('gen_length')}; use block_length <= "
-            f"gen_length ({_where(fix, 'block_length')}{' ' if fix == 'cli' else ''}{gen} is pure "
-            "diffusion)")
-    if gen % block:
-        raise ConfigError(f"{named('gen_length')} is not a multiple of {named('block_length')}; "
-                          f"choose a block_length that divides gen_length")
-    blocks = gen // block
-    if steps % blocks:
-        raise ConfigError(
-            f"{named('steps')} is not divisible by the number of blocks {blocks} "
-            f"(gen_length {gen} / block_length {block}); use a multiple of {blocks}, e.g. "
-            f"{_where(fix, 'steps')}{' ' if fix == 'cli' else ''}{max(blocks, steps // blocks * blocks)}")
-    if values.get("decoding", "schedule") == "schedule" and steps > gen:
-        raise ConfigError(
-            f"{named('steps')} is more than {named('gen_length')}: every step commits at least "
-            f"one token, so at most {gen} steps can run; use "
-            f"{_where(fix, 'steps')}{' ' if fix == 'cli' else ''}{gen} or fewer (or a longer "
-            "gen_length)")
-
-
 def _resolve_estimator(layers: list[tuple[Source, Mapping[str, Any]]],
                        fix: OverrideSource) -> tuple[EstimatorConfig, Provenance]:
     mine, values, sources = _pick_all(layers, "estimator")
     notes: list[str] = []
     for key in ("mc_num", "mc_batch_size"):
-        value = values[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(f"{key} {value!r} (from {sources[key]}) must be a positive integer")
+        validate.check_value(mine[key], values[key], sources[key], fix)
     mc_num = values["mc_num"]
     if sources["mc_batch_size"] == "default":
-        batch = max(d for d in range(1, min(DEFAULT_MC_BATCH_SIZE, mc_num) + 1) if mc_num % d == 0)
+        limit = values["mc_batch_size"]  # the family's default (LLaDA: DEFAULT_MC_BATCH_SIZE)
+        batch = max(d for d in range(1, min(limit, mc_num) + 1) if mc_num % d == 0)
         if batch != values["mc_batch_size"]:
             values["mc_batch_size"] = batch
             sources["mc_batch_size"] = "derived"
             notes.append(f"mc_batch_size {batch}: the largest divisor of mc_num {mc_num} "
-                         f"up to {DEFAULT_MC_BATCH_SIZE}")
-    elif mc_num % values["mc_batch_size"]:
-        batch = values["mc_batch_size"]
-        raise ConfigError(
-            f"mc_num {mc_num} (from {sources['mc_num']}) is not a multiple of mc_batch_size "
-            f"{batch} (from {sources['mc_batch_size']}); use mc_num "
-            f"{max(batch, mc_num // batch * batch)} or {(mc_num // batch + 1) * batch}, or an "
-            f"mc_batch_size that divides {mc_num}")
-    fields = {mine[k].fields["estimator"]: v for k, v in values.items()}
-    return EstimatorConfig(**fields), Provenance(MappingProxyType(sources), MappingProxyType({}),
-                                                 tuple(notes))
+                         f"up to {limit}")
+    validate.check("estimator", mine, values, sources, fix)
+    return build("estimator", values), Provenance(MappingProxyType(sources),  # type: ignore[return-value]
+                                                  MappingProxyType({}), tuple(notes))
 
 
 def validate_overrides(overrides: Overrides, architecture: str = "llada") -> None:
-    """Check the overrides on their own, before any task is known or anything loads: the
-    lengths, steps and blocks when ``gen_length`` is given (a task may supply it otherwise),
-    the estimator always, with the defaults of the model family ``architecture``. Raises
-    :class:`ConfigError` like :func:`resolve`."""
+    """Check the overrides on their own, before any task is known or anything loads: each value
+    against its rule, the lengths, steps and blocks when ``gen_length`` is given (a task may
+    supply it otherwise), the estimator always, with the defaults of the model family
+    ``architecture``. Raises :class:`ConfigError` like :func:`resolve`."""
     values = overrides.values
-    for key in _LENGTH_KEYS:
-        if key in values and (not isinstance(values[key], int) or values[key] <= 0):
-            raise ConfigError(
-                f"{key} {values[key]} (from {overrides.source}) must be a positive integer; pass "
-                f"e.g. {_where(overrides.source, key)}{' ' if overrides.source == 'cli' else ''}256")
+    registry = knobs()
+    for key, value in values.items():
+        validate.check_value(registry[key], value, overrides.source, overrides.source)
     if "gen_length" in values:
         resolve(TaskInfo(None, "generate_until"), "base", {}, overrides,
                 architecture=architecture)
@@ -366,32 +323,29 @@ def validate_overrides(overrides: Overrides, architecture: str = "llada") -> Non
     resolve(TaskInfo(None, "loglikelihood"), "base", {}, overrides, architecture=architecture)
 
 
-def settings_record(config: Config) -> dict[str, Any]:
-    """What the run record stores as a task's settings (every field of the config that its
-    sampler or estimator uses: Dream's fields only for Dream's sampler / ``ar_ftb``, so that a
-    LLaDA record, its request-cache keys and its seeds are those of earlier versions)."""
-    from evalsuite.config import DREAM_SAMPLER_FIELDS
+def settings_record(config: Config, architecture: str | None = None) -> dict[str, Any]:
+    """What the run record and the request-cache key store as a task's settings: every knob
+    of the family ``architecture`` for this config's side (its sampler's or its likelihood's)
+    under its registry name (the estimator's batch size as
+    ``mc_batch_size``, not the run's ``batch_size``). Another family's knobs are left out, so
+    a LLaDA record, its request-cache keys and its seeds do not change with Dream's knobs and
+    a Dream record does not carry LLaDA's ``remasking``. ``architecture`` None: Dream when the
+    config uses Dream's sampler (``alg``) or ``nll_type`` ``ar_ftb``, else LLaDA."""
+    from evalsuite.families import family_named
 
-    out = dataclasses.asdict(config)
-    if isinstance(config, SamplerConfig) and config.alg is None:
-        for name in DREAM_SAMPLER_FIELDS:
-            out.pop(name, None)
-    if isinstance(config, EstimatorConfig) and config.nll_type == "mc":
-        out.pop("nll_type", None)
-    if isinstance(config, EstimatorConfig):
-        out.setdefault("estimator", "eq6-stratified")
-    return out
+    if architecture is None:
+        dream = (config.alg is not None if isinstance(config, SamplerConfig)
+                 else config.nll_type != "mc")
+        architecture = "dream" if dream else "llada"
+    spec = family_named(architecture)
+    own = spec.generate_settings if isinstance(config, SamplerConfig) else spec.likelihood_settings
+    return {k: v for k, v in record_of(config).items() if k in own}
 
 
 def describe(config: Config, provenance: Provenance) -> str:
     """One line: ``gen_length=64 (cli), steps=64 (derived), ...``."""
-    values = settings_record(config)
-    from evalsuite.settings.knobs import RENAMES
-
-    owner: Owner = "sampler" if isinstance(config, SamplerConfig) else "estimator"
-    names = {f: RENAMES.get((owner, f), f) for f in values}
-    return ", ".join(f"{names[k]}={v} ({provenance.sources.get(names[k], 'default')})"
-                     for k, v in values.items() if names[k] in provenance.sources)
+    return ", ".join(f"{k}={v} ({provenance.sources[k]})"
+                     for k, v in settings_record(config).items() if k in provenance.sources)
 
 
 __all__ = ["DEFAULT_GEN_LENGTH", "Overrides", "Provenance", "Source", "TaskInfo", "describe",

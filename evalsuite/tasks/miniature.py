@@ -1,4 +1,4 @@
-"""Dataset loaders of the miniature study's tasks (``tasks/llada_miniature``).
+"""Dataset loaders of the miniature study's tasks (``evalsuite/tasks/yaml/llada_miniature``).
 
 The data ships in the package (``evalsuite/assets/miniature``, written by
 ``make tiny-models``), so these tasks need no ``EVALSUITE_DATA_DIR`` and no hub:
@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from evalsuite.errors import ConfigError
+from evalsuite.resources import package_path
 from evalsuite.tasks.data import _dataset_dict, _read_jsonl
 
-MINIATURE_DIR: Final = Path(__file__).resolve().parents[1] / "assets" / "miniature"
+MINIATURE_DIR: Final = package_path("assets", "miniature")
 
 
 def _path(name: str) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -121,8 +122,9 @@ def _hint(exc: BaseException) -> str:
     return "check the task's YAML and its data file"
 
 
-def build_task(name: str, tm: Any) -> Any:
-    """``get_task_dict([name], tm)``, its failures explained (:class:`TaskInputError`)."""
+def build_task(name: str, tm: Any, data_dir: str | os.PathLike[str] | None = None) -> Any:
+    """``get_task_dict([name], tm)``, its failures explained (:class:`TaskInputError`);
+    ``data_dir``: the run's offline data directory, named in the message."""
     from lm_eval.tasks import get_task_dict
 
     try:
@@ -130,20 +132,16 @@ def build_task(name: str, tm: Any) -> Any:
     except EvalsuiteError:
         raise
     except Exception as exc:  # lm-eval and datasets raise many types
-        import os
-
-        from evalsuite.tasks.data import DATA_DIR_ENV
-
-        data = os.environ.get(DATA_DIR_ENV)
         raise TaskInputError(
-            f"task {name}{f' (data in {data})' if data else ''}: cannot be built: "
+            f"task {name}{f' (data in {data_dir})' if data_dir else ''}: cannot be built: "
             f"{type(exc).__name__}: {str(exc)[:300]}; {_hint(exc)}") from None
 
 
-def build_and_check(names: Sequence[str], tm: Any, limit: int | None) -> None:
+def build_and_check(names: Sequence[str], tm: Any, limit: int | None,
+                    data_dir: str | os.PathLike[str] | None = None) -> None:
     """Build every task (prompts and data) and check the documents the run will use."""
     for name in names:
-        for leaf, task in _leaves(build_task(name, tm)):
+        for leaf, task in _leaves(build_task(name, tm, data_dir)):
             check_documents(leaf, task, limit)
 
 

@@ -1,4 +1,7 @@
-"""Task names: short names -> lm-eval task/group names, and the TaskManager over tasks/.
+"""Task names: short names -> lm-eval task/group names, and the TaskManager over the suite.
+
+The suite is the lm-eval YAMLs shipped inside the package (``evalsuite/tasks/yaml``, package
+data found through :mod:`importlib.resources`), so an installed wheel has every task.
 
 Short names (``gsm8k``, ``mmlu``, ...) and full names (``llada_gsm8k``, a subtask such as
 ``llada_mmlu_anatomy``) are accepted. For instruct models the instruct variant is chosen
@@ -8,7 +11,6 @@ YAML files' ``task:``/``group:`` lines: no lm-eval, torch or model import.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -16,14 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, get_args
 
 from evalsuite.errors import UnknownNameError, did_you_mean
-from evalsuite.tasks.settings import Family
+from evalsuite.presets import Family
 
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager
 
-TASKS_DIR_ENV: Final = "EVALSUITE_TASKS_DIR"
-
-#: Short name -> top-level task or group of tasks/.
+#: Short name -> top-level task or group of the suite.
 SHORT_NAMES: Final[dict[str, str]] = {
     "gsm8k": "llada_gsm8k",
     "mmlu": "llada_mmlu",
@@ -40,9 +40,10 @@ _NAME_LINE = re.compile(r"^(?:task|group):\s*['\"]?([A-Za-z0-9_.\-]+)['\"]?\s*$"
 
 
 def tasks_dir() -> Path:
-    """The task YAML directory: ``$EVALSUITE_TASKS_DIR`` or the repository's ``tasks/``."""
-    override = os.environ.get(TASKS_DIR_ENV, "").strip()
-    return Path(override).expanduser().resolve() if override else Path(__file__).resolve().parents[2] / "tasks"
+    """The task YAML directory shipped in the package (``evalsuite/tasks/yaml``)."""
+    from evalsuite.resources import package_path
+
+    return package_path("tasks", "yaml")
 
 
 TASKS_DIR: Final[Path] = tasks_dir()
@@ -71,11 +72,14 @@ def _is_unsafe(path: Path, depth: int = 0) -> bool:
     return bool(target and depth < 8 and target.is_file() and _is_unsafe(target, depth + 1))
 
 
-def unsafe_task_names(names: Sequence[str], extra_dirs: Sequence[Path] = ()) -> list[str]:
-    """The requested tasks that execute model-written code (lm-eval's ``unsafe_code``)."""
+def unsafe_task_names(names: Sequence[str], extra_dirs: Sequence[Path] = (),
+                      root: Path | None = None) -> list[str]:
+    """The requested tasks that execute model-written code (lm-eval's ``unsafe_code``).
+
+    ``root``: the suite directory (default :func:`tasks_dir`)."""
     wanted = set(names)
     unsafe: set[str] = set()
-    for directory in (tasks_dir(), *map(Path, extra_dirs)):
+    for directory in (root or tasks_dir(), *map(Path, extra_dirs)):
         for path in directory.rglob("*.yaml"):
             found = set(_NAME_LINE.findall(path.read_text(encoding="utf-8"))) & wanted
             if found and _is_unsafe(path):
@@ -83,14 +87,14 @@ def unsafe_task_names(names: Sequence[str], extra_dirs: Sequence[Path] = ()) -> 
     return sorted(unsafe)
 
 
-def known_task_names() -> frozenset[str]:
-    """Every task and group name defined by the YAMLs of :func:`tasks_dir`."""
-    return _names_in(tasks_dir())
+def known_task_names(root: Path | None = None) -> frozenset[str]:
+    """Every task and group name defined by the YAMLs of ``root`` (default :func:`tasks_dir`)."""
+    return _names_in(Path(root).resolve() if root else tasks_dir())
 
 
-def miniature_task_names() -> frozenset[str]:
-    """The miniature study's tasks (``tasks/llada_miniature``), offered next to the paper's."""
-    directory = tasks_dir() / MINIATURE_DIR
+def miniature_task_names(root: Path | None = None) -> frozenset[str]:
+    """The miniature study's tasks (``llada_miniature``), offered next to the paper's."""
+    directory = (Path(root) if root else tasks_dir()) / MINIATURE_DIR
     return _names_in(directory) if directory.is_dir() else frozenset()
 
 
@@ -107,19 +111,22 @@ def _instruct_variant(name: str, known: frozenset[str]) -> str:
 
 
 def resolve_tasks(
-    names: Sequence[str], family: Family, extra_dirs: Sequence[Path] = ()
+    names: Sequence[str], family: Family, extra_dirs: Sequence[Path] = (),
+    root: Path | None = None,
 ) -> list[str]:
     """lm-eval task/group names for user-given short or full names, in order, without repeats.
 
     ``family`` "instruct" picks the instruct variant where one exists (the protocol differs).
-    Tasks defined in ``extra_dirs`` (``--include-path``) are accepted by their full names.
+    Tasks defined in ``extra_dirs`` (``--include-path``) are accepted by their full names;
+    ``root`` is the suite directory (default :func:`tasks_dir`).
     Raises UnknownNameError (with the closest names) for an unknown name or family.
     """
     if family not in get_args(Family):
         raise UnknownNameError(did_you_mean(str(family), get_args(Family), "model family"))
     if not names:
         raise UnknownNameError(f"no task given; choose among {', '.join(SHORT_NAMES)}.")
-    known = known_task_names().union(*(_names_in(Path(d).resolve()) for d in extra_dirs))
+    suite = Path(root).resolve() if root else tasks_dir()
+    known = known_task_names(suite).union(*(_names_in(Path(d).resolve()) for d in extra_dirs))
     resolved: list[str] = []
     for raw in names:
         name = raw.strip()
@@ -127,11 +134,11 @@ def resolve_tasks(
         if full not in known:
             if name in SHORT_NAMES:
                 raise UnknownNameError(
-                    f"task {name!r} maps to {full!r}, which no YAML in {tasks_dir()} defines; "
-                    f"set {TASKS_DIR_ENV} to the repository's tasks/ directory."
+                    f"task {name!r} maps to {full!r}, which no YAML in {suite} defines; "
+                    "the installed package is incomplete: reinstall evalsuite."
                 )
             top_level = {n for base in SHORT_NAMES.values() for n in (base, base + _INSTRUCT_SUFFIX)}
-            study = miniature_task_names()
+            study = miniature_task_names(suite)
             raise UnknownNameError(did_you_mean(name, set(SHORT_NAMES) | (top_level & known) | study, "task"))
         if family == "instruct":
             full = _instruct_variant(full, known)
@@ -141,12 +148,13 @@ def resolve_tasks(
 
 
 def task_manager(
-    metadata: dict[str, object] | None = None, extra_dirs: Sequence[Path] = ()
+    metadata: dict[str, object] | None = None, extra_dirs: Sequence[Path] = (),
+    root: Path | None = None,
 ) -> TaskManager:
-    """lm-eval TaskManager over :func:`tasks_dir` (plus ``extra_dirs``), no built-in tasks:
-    fast to index."""
+    """lm-eval TaskManager over the suite (``root``, default :func:`tasks_dir`) plus
+    ``extra_dirs``, no built-in tasks: fast to index."""
     from lm_eval.tasks import TaskManager
 
-    paths = [str(tasks_dir()), *(str(d) for d in extra_dirs)]
+    paths = [str(root or tasks_dir()), *(str(d) for d in extra_dirs)]
     include: str | list[str] = paths[0] if len(paths) == 1 else paths
     return TaskManager(include_path=include, include_defaults=False, metadata=metadata)

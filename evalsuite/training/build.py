@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.errors import CheckpointError, ConfigError, EvalsuiteError
+from evalsuite.resources import package_path
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = package_path("assets")
 DATA_NAME = "miniature"
 POEM_FILE = "poem_data.json"
 NAMES = {"llada": "llada-tiny", "arm": "arm-tiny"}

@@ -12,7 +12,7 @@ files. Three kinds of text exist:
   ``Question: ...\\nAnswer:`` -> solution, and the training sum facts in the sum-choice
   layout.
 * Test documents: the held-out couplets, the arithmetic test split and the sum-choice test
-  split, which the task YAMLs of ``tasks/llada_miniature`` read.
+  split, which the task YAMLs of ``evalsuite/tasks/yaml/llada_miniature`` read.
 """
 
 from __future__ import annotations

@@ -193,5 +193,5 @@ def test_a_full_results_directory_keeps_every_answer_in_the_cache(tmp_path, caps
                  "--data-dir", str(DATA), "--output", str(good), *FAST, *args])
     assert code == 0, capsys.readouterr().err
     (run,) = run_dirs(good)
-    cache_info = record(run)["extra"]["reliability"]["cache"]
+    cache_info = record(run)["reliability"]["cache"]
     assert cache_info["from_cache"] == 6 and cache_info["computed"] == 0

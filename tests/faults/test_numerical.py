@@ -52,7 +52,7 @@ def test_float16_overflow_is_flagged_per_request_and_fails_the_run(tmp_path, cap
     assert "6 request(s) met NaN or infinite logits" in err and "--dtype" in err
     (run,) = run_dirs(tmp_path / "runs")  # written, flagged, never a silent score
     record = json.loads((run / "run.json").read_text())
-    assert record["extra"]["reliability"]["nonfinite"] == {
+    assert record["reliability"]["nonfinite"] == {
         "requests": 6, "by_task": {"llada_gsm8k": 2, "llada_piqa": 4}}
     rows = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
     assert {r["task"]: r["nonfinite"] for r in rows} == {"llada_gsm8k": 1, "llada_piqa": 2}
@@ -65,7 +65,7 @@ def test_the_same_weights_in_float32_are_finite(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     (run,) = run_dirs(tmp_path / "runs")
     record = json.loads((run / "run.json").read_text())
-    assert record["extra"]["reliability"]["nonfinite"]["requests"] == 0
+    assert record["reliability"]["nonfinite"]["requests"] == 0
     assert all("nonfinite" not in json.loads(line)
                for line in (run / "samples.jsonl").read_text().splitlines())
 

@@ -23,7 +23,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     done = evalsuite_run([*ARGS, "--output", str(out / "runs"), "--no-cache"])
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = run_dirs(out / "runs")
-    assert record(run)["extra"]["reliability"]["cache"] == {"enabled": False}
+    assert record(run)["reliability"]["cache"]["enabled"] is False
     return run
 
 
@@ -47,7 +47,7 @@ def test_killed_run_resumes_with_identical_samples(tmp_path, uninterrupted, poin
     assert samples(run) == samples(uninterrupted)
     rec = record(run)
     hits = sum(cached_before.values())
-    cache_info = rec["extra"]["reliability"]["cache"]
+    cache_info = rec["reliability"]["cache"]
     assert cache_info["from_cache"] == hits
     assert cache_info["computed"] == sum(TOTAL.values()) - hits
     assert rec["tasks"]["llada_gsm8k"]["metrics"] == record(uninterrupted)["tasks"]["llada_gsm8k"]["metrics"]
@@ -66,8 +66,8 @@ def test_a_changed_setting_never_reuses_an_entry(tmp_path):
         again = evalsuite_run([*base, *changed])
         assert again.returncode == 0, again.stderr[-3000:]
         latest = max(run_dirs(tmp_path / "runs"), key=lambda p: p.stat().st_mtime_ns)
-        assert record(latest)["extra"]["reliability"]["cache"]["from_cache"] == 0, changed
+        assert record(latest)["reliability"]["cache"]["from_cache"] == 0, changed
     same = evalsuite_run([*base, "--mc-num", "8"])
     latest = max(run_dirs(tmp_path / "runs"), key=lambda p: p.stat().st_mtime_ns)
     assert same.returncode == 0
-    assert record(latest)["extra"]["reliability"]["cache"]["from_cache"] == 4
+    assert record(latest)["reliability"]["cache"]["from_cache"] == 4

@@ -38,7 +38,7 @@ from functools import lru_cache
 
 import torch
 
-from evalsuite.config import EstimatorConfig
+from evalsuite.settings.config import EstimatorConfig
 from evalsuite.diffusion.designs import auto_design, combine, stratified_design
 from evalsuite.diffusion.likelihood import LikelihoodResult, _Row, _score, _seeds
 

@@ -1,4 +1,4 @@
-"""Dream's protocol entry points for the family registry: its sampler and its likelihood.
+"""Dream's protocol entry points: its sampler settings and its batched likelihood.
 
 Settings use Dream's own names: ``steps``, ``gen_length`` (Dream's ``max_new_tokens``),
 ``alg``, ``alg_temp``, ``temperature``, ``top_p``, ``top_k``, plus ``batch_schedule``
@@ -15,17 +15,14 @@ from typing import Any
 
 import torch
 
-from evalsuite.config import EstimatorConfig, SamplerConfig
+from evalsuite.settings.config import EstimatorConfig, SamplerConfig
 from evalsuite.diffusion.likelihood import LikelihoodResult
-from evalsuite.diffusion.sampler import GenerationResult, Generators, diffusion_generate
 from evalsuite.errors import CheckpointError, ConfigError
 from evalsuite.families.dream.likelihood import estimate_dream_loglikelihood
 from evalsuite.models.tokens import SpecialTokens
 
 #: Dream's evaluation defaults (DreamLM/Dream eval scripts).
 GENERATE_DEFAULTS: dict[str, Any] = {"alg": "entropy", "temperature": 0.0, "alg_temp": 0.0}
-#: Dream's eval wrapper defaults: ``mc_num`` 128, batch 32, ``nll_type`` mc.
-LIKELIHOOD_DEFAULTS: dict[str, Any] = {"mc_num": 128, "batch_size": 32, "nll_type": "mc"}
 
 
 def sampler_config(**settings: Any) -> SamplerConfig:
@@ -43,33 +40,11 @@ def sampler_config(**settings: Any) -> SamplerConfig:
     return SamplerConfig(block_length=values["gen_length"], **values)
 
 
-def generate(network: torch.nn.Module, input_ids: torch.Tensor,
-             attention_mask: torch.Tensor | None, *, tokens: SpecialTokens,
-             generator: Generators, **settings: Any) -> GenerationResult:
-    """Dream's ``diffusion_generate`` (see the module docstring)."""
-    config = sampler_config(**settings)
-    return diffusion_generate(network, input_ids, attention_mask, config=config,
-                              mask_id=tokens.mask_id, eos_id=tokens.eos_id, eot_id=tokens.eot_id,
-                              generator=generator, logit_shift=1)
-
-
-def loglikelihood(network: torch.nn.Module, prompt_ids: torch.Tensor, answer_ids: torch.Tensor,
-                  *, tokens: SpecialTokens, generator: torch.Generator,
-                  **settings: Any) -> LikelihoodResult:
-    """Dream's likelihood of ``answer_ids`` after ``prompt_ids``; the EOS is appended here."""
-    if tokens.eos_id is None:
-        raise CheckpointError("Dream's likelihood appends the EOS token, but config.json and the "
-                              "tokenizer give no eos_token_id: add eos_token_id to config.json")
-    config = EstimatorConfig(**{**LIKELIHOOD_DEFAULTS, **settings})
-    return estimate_dream_loglikelihood(network, [(prompt_ids, answer_ids)], config=config,
-                                        mask_id=tokens.mask_id, eos_id=tokens.eos_id,
-                                        generators=[generator], max_rows=config.batch_size)[0]
-
-
 def estimate(network: torch.nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]], *,
              config: EstimatorConfig, tokens: SpecialTokens,
              generators: list[torch.Generator], max_rows: int) -> list[LikelihoodResult]:
-    """The engine's batched likelihood for Dream (EOS appended to every answer)."""
+    """The batched likelihood of Dream (EOS appended to every answer) for the engine and
+    :func:`evalsuite.loglikelihood`."""
     if tokens.eos_id is None:
         raise CheckpointError("Dream's likelihood appends the EOS token, but config.json and the "
                               "tokenizer give no eos_token_id: add eos_token_id to config.json")

@@ -19,75 +19,52 @@ running a task with no options reproduces the official setting:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from evalsuite.presets import Family
+from evalsuite.settings.knobs import parse_knobs
 from evalsuite.tasks.subjects import BBH_TASKS, MMLU_CATEGORIES, MMLU_SUBJECTS
 
-__all__ = ["Benchmark", "DiffusionSettings", "Family", "Remasking", "benchmark_of", "diffusion_settings", "settings_for"]
+__all__ = ["Benchmark", "Family", "benchmark_of", "diffusion_settings", "is_instruct_variant"]
 
 Benchmark = Literal["gsm8k", "mmlu", "piqa", "math", "bbh", "humaneval", "poem"]
-Remasking = Literal["low_confidence", "random"]
+
+Table = Mapping[str, Mapping[str, Any]]
 
 
-@dataclass(frozen=True)
-class DiffusionSettings:
-    """Sampler or likelihood-estimator settings of one task; None = not applicable."""
-
-    gen_length: int | None = None
-    """Answer length in tokens (mask tokens appended after the prompt)."""
-    steps: int | None = None
-    """Sampling steps over the whole answer (one forward pass each, two with CFG)."""
-    block_length: int | None = None
-    """Semi-autoregressive block size; equal to gen_length for pure diffusion."""
-    temperature: float | None = None
-    """Gumbel-noise temperature of the sampler; 0 = argmax."""
-    remasking: Remasking | None = None
-    """Confidence used to choose the tokens committed at each step."""
-    cfg_scale: float | None = None
-    """Unsupervised classifier-free guidance scale w; 0 = off."""
-    logits_eos_inf: bool | None = None
-    """Set the EOS logit to -inf (the model cannot end early)."""
-    confidence_eos_eot_inf: bool | None = None
-    """Commit EOS and end-of-turn tokens last (their confidence set to -inf)."""
-    mc_num: int | None = None
-    """Monte Carlo samples of the likelihood bound (Eq. 6)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        """The applicable settings only."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+def _parsed(raw: Mapping[str, Mapping[str, Any]], name: str) -> Table:
+    """A table whose entries are checked through the knob registry (an unknown knob or a bad
+    value fails at import, naming the entry)."""
+    return MappingProxyType({bench: MappingProxyType(parse_knobs(values, f"paper table {name}"
+                                                                         f"[{bench}]"))
+                             for bench, values in raw.items()})
 
 
-def _generation(length: int, *, eos_inf: bool = False, eos_eot_last: bool = False) -> DiffusionSettings:
-    return DiffusionSettings(
-        gen_length=length,
-        steps=length,
-        block_length=length,
-        temperature=0.0,
-        remasking="low_confidence",
-        cfg_scale=0.0,
-        logits_eos_inf=eos_inf,
-        confidence_eos_eot_inf=eos_eot_last,
-    )
+def _generation(length: int, *, eos_inf: bool = False, eos_eot_last: bool = False) -> dict[str, Any]:
+    return {"gen_length": length, "steps": length, "block_length": length, "temperature": 0.0,
+            "remasking": "low_confidence", "cfg_scale": 0.0, "logits_eos_inf": eos_inf,
+            "confidence_eos_eot_inf": eos_eot_last}
 
 
-_BASE: Final[dict[Benchmark, DiffusionSettings]] = {
+_BASE_RAW: Final[dict[str, dict[str, Any]]] = {
     "gsm8k": _generation(1024),
     "math": _generation(1024),
     "bbh": _generation(1024),
     "humaneval": _generation(1024),
-    "mmlu": DiffusionSettings(mc_num=1, cfg_scale=0.0),
-    "piqa": DiffusionSettings(mc_num=128, cfg_scale=0.5),
+    "mmlu": {"mc_num": 1, "cfg_scale": 0.0},
+    "piqa": {"mc_num": 128, "cfg_scale": 0.5},
     "poem": _generation(28, eos_inf=True),
 }
-_INSTRUCT: Final[dict[Benchmark, DiffusionSettings]] = {
-    **_BASE,
+_BASE: Final[Table] = _parsed(_BASE_RAW, "base")
+_INSTRUCT: Final[Table] = _parsed({
+    **_BASE_RAW,
     "mmlu": _generation(3),
     "gsm8k": _generation(512, eos_eot_last=True),
     "math": _generation(512, eos_eot_last=True),
     "humaneval": _generation(512, eos_inf=True),
-}
+}, "instruct")
 _LIKELIHOOD: Final[frozenset[Benchmark]] = frozenset({"mmlu", "piqa"})
 
 #: MATH subtask suffixes of our YAMLs and of lm-eval's ``minerva_math_*``.
@@ -142,21 +119,15 @@ def is_instruct_variant(task_name: str) -> bool:
     return bool(entry and entry[1])
 
 
-def settings_for(task_name: str, family: Family) -> DiffusionSettings | None:
-    """Typed form of :func:`diffusion_settings`; None for a task not in the table."""
+def diffusion_settings(task_name: str, family: Family) -> dict[str, Any]:
+    """Per-task diffusion settings for a model family, by knob name (gen_length, steps,
+    block_length, temperature, cfg_scale, remasking, logits_eos_inf, confidence_eos_eot_inf,
+    mc_num). Any subtask name maps to its benchmark's settings (``llada_mmlu_abstract_algebra``
+    -> MMLU's), by exact name. Unknown task -> {}."""
     benchmark = benchmark_of(task_name)
     if benchmark is None:
-        return None
+        return {}
     instruct = family == "instruct" or is_instruct_variant(task_name)
     if benchmark in _LIKELIHOOD and not is_instruct_variant(task_name):
         instruct = False  # a likelihood task stays one: its estimator settings apply
-    return (_INSTRUCT if instruct else _BASE)[benchmark]
-
-
-def diffusion_settings(task_name: str, family: Family) -> dict[str, Any]:
-    """Per-task diffusion settings for a model family: keys among gen_length, steps,
-    block_length, temperature, cfg_scale, remasking, logits_eos_inf,
-    confidence_eos_eot_inf, mc_num. Any subtask name maps to its benchmark's settings
-    (``llada_mmlu_abstract_algebra`` -> MMLU's), by exact name. Unknown task -> {}."""
-    settings = settings_for(task_name, family)
-    return settings.as_dict() if settings is not None else {}
+    return dict((_INSTRUCT if instruct else _BASE)[benchmark])
