@@ -65,6 +65,14 @@ PRESETS: dict[str, ModelPreset] = {
         ModelPreset("illada-8b", "llada", "GSAI-ML/iLLaDA-8B-Base", "base",
                     description="iLLaDA 8B Base (GQA, tied embeddings; Apache-2.0)"),
         _instruct("illada-8b-instruct", "llada", "GSAI-ML/iLLaDA-8B-Instruct", "iLLaDA 8B Instruct"),
+        ModelPreset("llada-moe-7b-a1b", "llada", "inclusionAI/LLaDA-MoE-7B-A1B-Base", "base",
+                    description="LLaDA-MoE 7B-A1B Base (64 experts top-8; LLaDA's sampler, Eq. 6)"),
+        _instruct("llada-moe-7b-a1b-instruct", "llada", "inclusionAI/LLaDA-MoE-7B-A1B-Instruct",
+                  "LLaDA-MoE 7B-A1B Instruct (dInfer's GSM8K settings on llada_gsm8k)"),
+        _instruct("llada2-mini", "llada", "inclusionAI/LLaDA2.0-mini",
+                  "LLaDA2.0 mini 16B MoE (block diffusion, exact block KV cache; Apache-2.0)"),
+        _instruct("llada2-flash", "llada", "inclusionAI/LLaDA2.0-flash",
+                  "LLaDA2.0 flash 100B MoE (block diffusion, exact block KV cache; Apache-2.0)"),
         ModelPreset("llama3-8b", "hf", "meta-llama/Meta-Llama-3-8B", "base",
                     description="ARM baseline of Table 1"),
         _instruct("llama3-8b-instruct", "hf", "meta-llama/Meta-Llama-3-8B-Instruct", "ARM baseline"),
@@ -112,26 +120,6 @@ def resolve_model(name_or_path: str, *, backend: Backend | None = None,
     return replace(preset, **changes) if changes else preset
 
 
-def _native_backend(raw: dict, source: Path) -> Backend | None:
-    """``"llada"`` when a native family (:mod:`evalsuite.families`) claims the config.
-
-    A family with its own sampler/likelihood (LLaDA2) is not wired into the engine and the
-    lm-eval adapter yet: refused here, before any weight loads, naming the API that runs it."""
-    from evalsuite.errors import CheckpointError, ConfigError
-    from evalsuite.families import detect_family
-
-    try:
-        family = detect_family(raw, source=str(source))
-    except CheckpointError:
-        return None
-    if family.generate is not None or family.loglikelihood is not None:
-        raise ConfigError(
-            f"{source}: {family.description} is supported through evalsuite.load_model / "
-            "evalsuite.generate / evalsuite.loglikelihood; `evalsuite run` and the lm-eval "
-            "adapter do not route this family yet")
-    return "llada"
-
-
 def _from_path_or_hub_id(name: str) -> ModelPreset:
     from evalsuite.family import cached_hub_dir, decide_family, has_chat_template
 
@@ -149,7 +137,11 @@ def _from_path_or_hub_id(name: str) -> ModelPreset:
                 raw = json.loads(cfg.read_text())
             except json.JSONDecodeError:
                 raw = {}
-            backend = _native_backend(raw, cfg) or backend
+            from evalsuite.families import supported_model_types
+
+            model_type = str(raw.get("model_type", "")).lower()
+            if "d_model" in raw or model_type in supported_model_types():
+                backend = "llada"  # a native diffusion family (LLaDA, Dream, ...)
         return ModelPreset(name, backend, str(path), guessed_family, dtype="float32",
                            chat_template=guessed_family == "instruct",
                            family_reason=decision.reason)

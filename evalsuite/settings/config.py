@@ -23,8 +23,11 @@ from evalsuite.settings.validate import check_config
 
 Remasking = Literal["low_confidence", "random"]
 Decoding = Literal["schedule", "threshold"]
-Cache = Literal["none", "prefix", "dual"]
+Cache = Literal["none", "prefix", "dual", "exact"]
 Estimator = Literal["auto", "stratified", "reference"]
+Alg = Literal["origin", "maskgit_plus", "topk_margin", "entropy"]
+BatchSchedule = Literal["per_row", "batch_mean"]
+NllType = Literal["mc", "ar_ftb"]
 
 
 DEFAULT_LENGTH = 256
@@ -38,11 +41,18 @@ class SamplerConfig:
     gen_length: int = knob(DEFAULT_LENGTH, POSITIVE_INT)
     """Number of tokens generated after the prompt (the answer region, filled with mask ids)."""
     steps: int = knob(DEFAULT_LENGTH, POSITIVE_INT)
-    """Total sampling steps (one forward pass each) over all blocks."""
+    """Total sampling steps (one forward pass each) over all blocks. LLaDA2 (block diffusion):
+    steps PER BLOCK (the official ``steps``; default 32), capped at ``gen_length //
+    minimal_topk``."""
     block_length: int = knob(DEFAULT_LENGTH, POSITIVE_INT)
-    """Tokens per semi-autoregressive block; ``gen_length`` means pure diffusion (one block)."""
+    """Tokens per semi-autoregressive block; ``gen_length`` means pure diffusion (one block).
+    LLaDA2: the block of block diffusion (default 32, the model's training block), counted
+    from position 0 with the prompt; ``gen_length`` must be a multiple of it. LLaDA2's
+    likelihood uses the same block (the estimator's ``block_length``)."""
     temperature: float = knob(0.0, NON_NEGATIVE)
-    """Gumbel-noise temperature; 0 is greedy (plain argmax)."""
+    """Gumbel-noise temperature; 0 is greedy (plain argmax). LLaDA2: sample from
+    ``softmax(logits / T)``; 0 is the argmax (the hub code samples with ``multinomial`` even
+    at 0: a documented deviation, docs/families.md)."""
     cfg_scale: float = knob(0.0, NON_NEGATIVE)
     """Unsupervised classifier-free guidance scale w; 0 disables the unconditional pass."""
     remasking: Remasking = "low_confidence"
@@ -58,17 +68,53 @@ class SamplerConfig:
     to the model's confidence; ``steps`` is then unused. Training-free and approximate: not
     the setting of the published numbers."""
     threshold: float = knob(0.9, PROBABILITY)
-    """Confidence needed to commit a token in one pass under ``decoding="threshold"``."""
+    """Confidence needed to commit a token in one pass under ``decoding="threshold"``.
+    LLaDA2 (always on, default 0.95): a step commits every masked position of the block whose
+    confidence is ABOVE it when at least the schedule's count are, else the schedule's count
+    of the most confident; 1.0 is the pure schedule (the official scripts' 2.0)."""
     cache: Cache = "none"
     """Fast-dLLM's approximate KV cache, refreshed at the first pass of every block:
     ``prefix`` caches the positions left of the block, ``dual`` those left and right of it,
     so later passes compute only the block (and the suffix, for ``prefix``). Approximate:
-    not the setting of the published numbers."""
+    not the setting of the published numbers. ``exact`` (LLaDA2 only, its default): the
+    exact block-level KV cache of block diffusion (the prompt and every finished block are
+    computed once; identical tokens to ``none``, the official full recompute)."""
     early_exit: bool = True
     """Exact early exit (``--early-exit on|off``): stop sampling a row once every answer
     position up to the caller's cut (first stop string, EOS or EoT) is committed, and give its
     batch slot to a waiting request. Committed tokens are never remasked, so the returned
     answer is the same as with ``off``; only forward passes are saved."""
+    alg: Alg | None = None
+    """Dream's sampler (``diffusion_generate``): its timestep schedule (``linspace(1, 1e-3,
+    steps + 1)``, ``int(n_masked * (1 - s / t))`` tokens per step, all on the last) and its
+    commit rule: ``origin`` (each mask transfers with probability ``1 - s / t``, random),
+    ``maskgit_plus`` (top probability), ``topk_margin`` (top-1 minus top-2 probability) or
+    ``entropy`` (negative entropy). Unset: LLaDA's linear block schedule and ``remasking``.
+    Dream models only."""
+    alg_temp: float = knob(0.0, NON_NEGATIVE)
+    """Dream: 0 commits the most confident positions; above 0 draws them from
+    ``softmax(confidence / alg_temp)`` (random)."""
+    top_p: float | None = knob(None, PROBABILITY)
+    """Dream and LLaDA2: nucleus filter (0, 1] applied to the logits before the token choice and the
+    confidence, also at temperature 0 (as Dream does). Unset: no filter."""
+    top_k: int | None = knob(None, Rule(integer=True, low=0, low_open=True, example=50))
+    """Dream and LLaDA2: keep the ``top_k`` largest logits before the token choice and the
+    confidence. Unset: no filter."""
+    batch_schedule: BatchSchedule = "per_row"
+    """Dream: how many tokens a row commits per step. ``per_row`` (default): from the row's
+    own masked count, so a row's output never depends on its batch-mates (each row is its
+    official batch-of-one run). ``batch_mean``: Dream's official batched code, which uses the
+    MEAN masked count of the batch, so a row can depend on the rows it was batched with; it
+    reproduces the official code's padded batches token for token and turns early exit off."""
+    minimal_topk: int | None = knob(None, POSITIVE_INT)
+    """LLaDA2's block-diffusion sampler (official ``minimal_topk``, default 1): caps ``steps``
+    per block at ``gen_length // minimal_topk``. Set, it selects LLaDA2's rules (``steps`` per
+    block, ``threshold`` always on); unset: LLaDA's or Dream's sampler. LLaDA2 models only."""
+    eos_early_stop: bool = False
+    """LLaDA2 (official ``eos_early_stop``): stop once the answer up to its first EOS is
+    committed. evalsuite always stops a row then (exact: committed tokens never change and later
+    blocks cannot reach back), so the tokens are the same either way; accepted for the
+    official setting names (the official return's prompt quirk is not reproduced)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "early_exit", parse_on_off(self.early_exit, "early_exit"))
@@ -133,6 +179,14 @@ class EstimatorConfig:
     target_se: float | None = knob(None, POSITIVE)
     """Adaptive stopping: spend rows in rounds until the standard error is at most this (in
     nats), ``mc_num`` rows at most. None: always ``mc_num`` rows."""
+    block_length: int = knob(32, POSITIVE_INT)
+    """LLaDA2's likelihood: the block of the block-diffusion bound (the sampler's
+    ``block_length``; the model's training block, 32). Other families: unused."""
+    nll_type: NllType = "mc"
+    """Dream's likelihood: ``mc`` (its Monte Carlo estimator; under ``auto`` its exact
+    expectation by enumeration when ``2^n - 1 <= mc_num``, else count strata) or ``ar_ftb``
+    (Dream's deterministic left-to-right unmasking, one pass per answer token plus EOS).
+    Dream models only."""
 
     def __post_init__(self) -> None:
         check_config(self, "estimator")
@@ -145,5 +199,6 @@ class EstimatorConfig:
 
 
 __all__ = ["DEFAULT_LENGTH", "DEFAULT_MC_BATCH_SIZE", "NON_NEGATIVE", "ON_OFF_TEXT", "POSITIVE",
-           "POSITIVE_INT", "PROBABILITY", "Cache", "Decoding", "Estimator", "EstimatorConfig",
-           "Remasking", "Rule", "SamplerConfig", "knob", "parse_on_off"]
+           "POSITIVE_INT", "PROBABILITY", "Alg", "BatchSchedule", "Cache", "Decoding",
+           "Estimator", "EstimatorConfig", "NllType", "Remasking", "Rule", "SamplerConfig",
+           "knob", "parse_on_off"]

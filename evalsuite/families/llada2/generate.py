@@ -44,20 +44,23 @@ rounding and the same tokens (tests).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from evalsuite.diffusion.sampler import GenerationResult
+from evalsuite.diffusion.stopping import StopRule
 from evalsuite.errors import ConfigError
 from evalsuite.families.common import additive_bias
 from evalsuite.families.llada2.network import KVCache, LLaDA2Model, layout_allowed
 from evalsuite.families.llada2.settings import LLaDA2Settings
-from evalsuite.models.tokens import SpecialTokens
+from evalsuite.settings.config import SamplerConfig
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
+#: ``(row, row_tokens [P + gen_length], nfe, nonfinite, exited)``: a row is final.
+RowCallback = Callable[[int, torch.Tensor, int, bool, bool], None]
 
 
 def transfer_schedule(block_length: int, steps: int) -> list[int]:
@@ -175,34 +178,54 @@ def _block_logits(network: LLaDA2Model, layout: _Layout, block: int, bl: int,
 
 
 def _answers(layout: _Layout, input_ids: torch.Tensor, s: LLaDA2Settings,
-             eos_id: int | None) -> torch.Tensor:
-    """``[B, P + gen_length]``: the prompt as given, the answer cut after its first EOS."""
+             eos_id: int | None, which: Sequence[int] | None = None) -> torch.Tensor:
+    """``[B, P + gen_length]``: the prompt as given, the answer cut after its first EOS
+    (``which``: these rows only)."""
+    which = range(len(layout.start)) if which is None else which
     rows = []
-    for r, st in enumerate(layout.start):
+    for r in which:
+        st = layout.start[r]
         ans = layout.x[r, st:st + s.gen_length].clone()
         if eos_id is not None:
             hits = (ans == eos_id).nonzero()
             if hits.numel():
                 ans[int(hits[0, 0]) + 1:] = eos_id
         rows.append(ans)
-    return torch.cat([input_ids, torch.stack(rows)], dim=1)
+    return torch.cat([input_ids[list(which)], torch.stack(rows)], dim=1)
 
 
 def _decided(layout: _Layout, r: int, s: LLaDA2Settings, mask_id: int,
-             eos_id: int | None) -> bool:
-    """Is row r's answer final: committed up to its first EOS (or entirely)?"""
+             eos_id: int | None, rule: StopRule | None = None) -> bool:
+    """Is row r's answer final: committed up to its first EOS (or entirely), or, with a stop
+    rule (early exit), is the caller's cut already fixed by the committed prefix?"""
     ans = layout.x[r, layout.start[r]:layout.start[r] + s.gen_length].tolist()
     cut = ans.index(eos_id) if eos_id is not None and eos_id in ans else len(ans)
-    return mask_id not in ans[:cut]
+    if mask_id not in ans[:cut]:
+        return True
+    if rule is None:
+        return False
+    prefix = ans[:ans.index(mask_id)]
+    return rule.decided(prefix)
+
+
+def _exited(layout: _Layout, r: int, s: LLaDA2Settings, mask_id: int) -> bool:
+    """Whether row r stopped with masks left in its answer (after its cut)."""
+    st = layout.start[r]
+    return bool((layout.x[r, st:st + s.gen_length] == mask_id).any())
 
 
 @torch.no_grad()
 def block_diffusion_generate(network: LLaDA2Model, input_ids: torch.Tensor,
                              attention_mask: torch.Tensor | None = None, *,
                              settings: LLaDA2Settings, mask_id: int, eos_id: int | None,
-                             pad_id: int | None = None, generator: Generators = None
-                             ) -> GenerationResult:
-    """Generate ``settings.gen_length`` tokens after each (padded) prompt of ``input_ids``."""
+                             pad_id: int | None = None, generator: Generators = None,
+                             stop: Sequence[StopRule] | None = None,
+                             on_finish: RowCallback | None = None) -> GenerationResult:
+    """Generate ``settings.gen_length`` tokens after each (padded) prompt of ``input_ids``.
+
+    ``stop`` (one rule per row, early exit): a row also stops once its committed prefix fixes
+    the caller's cut (a stop string or token); its later positions keep mask ids (``exited``).
+    ``on_finish`` hears of each row as soon as it is final."""
     if input_ids.dim() == 1:
         input_ids = input_ids[None]
     n = int(input_ids.shape[0])
@@ -217,6 +240,20 @@ def block_diffusion_generate(network: LLaDA2Model, input_ids: torch.Tensor,
     row_nfe, nonfinite = [0] * n, [False] * n
     cache = KVCache() if s.cache else None
     cached_rows: list[int] = list(range(n))  # the rows the cache holds, in order
+    if stop is not None and len(stop) != n:
+        raise ValueError(f"{len(stop)} stop rules for a batch of {n} rows")
+    rules = list(stop) if stop is not None else [None] * n
+    reported = [False] * n
+
+    def report(rows: Sequence[int]) -> None:
+        if on_finish is None:
+            return
+        for r in rows:
+            if not reported[r]:
+                reported[r] = True
+                row = _answers(layout, input_ids, s, eos_id, [r])[0]
+                on_finish(r, row, row_nfe[r], nonfinite[r], _exited(layout, r, s, mask_id))
+
     nfe = 0
     device = layout.x.device
     for block in range(layout.first_block, layout.blocks):
@@ -251,32 +288,74 @@ def block_diffusion_generate(network: LLaDA2Model, input_ids: torch.Tensor,
             block_x = layout.x[target, lo:hi]
             layout.x[target, lo:hi] = torch.where(commit, x0, block_x)
             for r in draw_rows:
-                if _decided(layout, r, s, mask_id, eos_id):
+                if _decided(layout, r, s, mask_id, eos_id, rules[r]):
                     alive[r] = False
+                    report([r])
         for r in range(n):  # official: stop after a block with an EOS in the generated part
             if alive[r] and eos_id is not None and \
                     bool((layout.x[r, layout.start[r]:hi] == eos_id).any()):
                 alive[r] = False
+                report([r])
         if not any(alive):
             break
-    exited = tuple(bool((layout.x[r, layout.start[r]:] == mask_id).any()) for r in range(n))
+    report(range(n))
+    exited = tuple(_exited(layout, r, s, mask_id) for r in range(n))
     return GenerationResult(tokens=_answers(layout, input_ids, s, eos_id), nfe=nfe,
                             prompt_length=int(input_ids.shape[1]), nonfinite=tuple(nonfinite),
                             row_nfe=tuple(row_nfe), exited=exited)
 
 
-def generate(network: LLaDA2Model, input_ids: torch.Tensor,
-             attention_mask: torch.Tensor | None = None, *, tokens: SpecialTokens,
-             generator: Generators = None, **settings: Any) -> GenerationResult:
-    """The LLaDA2 family's ``generate`` (:mod:`evalsuite.families`): official setting names
-    (``gen_length``, ``block_length``, ``steps`` per block, ``threshold``, ``minimal_topk``,
-    ``eos_early_stop``, ``temperature``, ``top_k``, ``top_p``) plus ``cache``."""
+def sample(network: torch.nn.Module, input_ids: torch.Tensor,
+           attention_mask: torch.Tensor | None = None, *, config: SamplerConfig, mask_id: int,
+           eos_id: int | None = None, eot_id: int | None = None, generator: Generators = None,
+           stop: StopRule | Sequence[StopRule] | None = None, batch_size: int | None = None,
+           on_finish: RowCallback | None = None, logit_shift: int = 0,
+           pad_id: int | None = None) -> GenerationResult:
+    """The LLaDA2 family's ``sample`` (:mod:`evalsuite.families`), called by the engine and
+    :func:`evalsuite.generate` with the signature of
+    :func:`~evalsuite.diffusion.sampler.diffusion_generate`: ``batch_size`` rows at a time
+    (each chunk with its own exact block cache), early exit at the caller's stop rules when
+    ``config.early_exit`` (and the draws are per row), ``on_finish`` per row as soon as it is
+    final. ``eot_id`` is not a stop of LLaDA2's own algorithm (the caller's stop rule holds
+    it)."""
+    from evalsuite.diffusion.sampler import early_exit_applies
+
+    del eot_id
     if not isinstance(network, LLaDA2Model):
         raise ConfigError(f"LLaDA2 generation needs a LLaDA2 network, got "
                           f"{type(network).__name__}")
-    s = LLaDA2Settings.from_kwargs(settings)
-    return block_diffusion_generate(network, input_ids.to(network.device),
-                                    None if attention_mask is None
-                                    else attention_mask.to(network.device),
-                                    settings=s, mask_id=tokens.mask_id, eos_id=tokens.eos_id,
-                                    pad_id=tokens.pad_id, generator=generator)
+    if logit_shift:
+        raise ConfigError("LLaDA2 predicts each position from itself (logit_shift 0)")
+    s = LLaDA2Settings.from_config(config)
+    if input_ids.dim() == 1:
+        input_ids = input_ids[None]
+    n = int(input_ids.shape[0])
+    rules: list[StopRule] | None = None
+    if early_exit_applies(config, stop, generator):
+        rules = [stop] * n if isinstance(stop, StopRule) else list(stop or [])
+        if len(rules) != n:
+            raise ValueError(f"{len(rules)} stop rules for {n} rows")
+    input_ids = input_ids.to(network.device)
+    if attention_mask is not None:
+        attention_mask = attention_mask.to(network.device)
+    slots = max(1, batch_size or n)
+    per_row = generator is not None and not isinstance(generator, torch.Generator)
+    parts: list[GenerationResult] = []
+    for lo in range(0, n, slots):
+        hi = min(n, lo + slots)
+        gens = list(generator[lo:hi]) if per_row else generator  # type: ignore[index]
+        done = None if on_finish is None else (
+            lambda r, row, nfe, bad, exited, lo=lo: on_finish(lo + r, row, nfe, bad, exited))
+        parts.append(block_diffusion_generate(
+            network, input_ids[lo:hi],
+            None if attention_mask is None else attention_mask[lo:hi], settings=s,
+            mask_id=mask_id, eos_id=eos_id, pad_id=pad_id, generator=gens,
+            stop=None if rules is None else rules[lo:hi], on_finish=done))
+    if len(parts) == 1:
+        return parts[0]
+    return GenerationResult(
+        tokens=torch.cat([p.tokens for p in parts]), nfe=sum(p.nfe for p in parts),
+        prompt_length=parts[0].prompt_length,
+        nonfinite=tuple(v for p in parts for v in p.nonfinite),
+        row_nfe=tuple(v for p in parts for v in p.row_nfe),
+        exited=tuple(v for p in parts for v in p.exited))

@@ -24,7 +24,6 @@ every context; each row then runs only its own block against them (the exact blo
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +34,7 @@ from evalsuite.errors import ConfigError
 from evalsuite.families.common import additive_bias
 from evalsuite.families.llada2.network import KVCache, LLaDA2Model, layout_allowed
 from evalsuite.models.tokens import SpecialTokens
+from evalsuite.settings.config import EstimatorConfig
 
 
 def answer_blocks(prompt_len: int, answer_len: int, block_length: int
@@ -129,23 +129,22 @@ def block_diffusion_loglikelihood(network: LLaDA2Model, prompt_ids: torch.Tensor
                             design="block-exact" if exact else "block-auto")
 
 
-def loglikelihood(network: LLaDA2Model, prompt_ids: torch.Tensor, answer_ids: torch.Tensor, *,
-                  tokens: SpecialTokens, mc_num: int = 128, batch_size: int = 16,
-                  seed: int | None = None, block_length: int = 32, **unknown: Any
-                  ) -> LikelihoodResult:
-    """The LLaDA2 family's ``loglikelihood`` (:mod:`evalsuite.families`)."""
-    if unknown:
-        raise ConfigError(f"unknown LLaDA2 likelihood setting(s) {', '.join(sorted(unknown))}; "
-                          "LLaDA2 takes block_length, mc_num, batch_size, seed")
-    for name, value in (("mc_num", mc_num), ("batch_size", batch_size),
-                        ("block_length", block_length)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"LLaDA2 likelihood {name} must be a positive integer, "
-                              f"got {value!r}")
-    if seed is None:
-        import secrets
-
-        seed = secrets.randbits(62)
-    return block_diffusion_loglikelihood(network, prompt_ids, answer_ids,
-                                         mask_id=tokens.mask_id, block_length=block_length,
-                                         mc_num=mc_num, batch_size=batch_size, seed=seed)
+def estimate(network: torch.nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]], *,
+             config: EstimatorConfig, tokens: SpecialTokens,
+             generators: list[torch.Generator], max_rows: int) -> list[LikelihoodResult]:
+    """The LLaDA2 family's ``estimate`` (:mod:`evalsuite.families`), for the engine and
+    :func:`evalsuite.loglikelihood`: the block-diffusion bound of each pair with the
+    estimator's ``block_length``, ``mc_num`` rows at most and at most ``min(mc_batch_size,
+    max_rows)`` rows per forward pass; each request's design seed is drawn from its own
+    generator."""
+    if not isinstance(network, LLaDA2Model):
+        raise ConfigError(f"LLaDA2's likelihood needs a LLaDA2 network, got "
+                          f"{type(network).__name__}")
+    rows = max(1, min(config.batch_size, max_rows))
+    out = []
+    for (prompt, answer), gen in zip(pairs, generators):
+        seed = int(torch.randint(0, 2 ** 62, (1,), generator=gen))
+        out.append(block_diffusion_loglikelihood(
+            network, prompt, answer, mask_id=tokens.mask_id, block_length=config.block_length,
+            mc_num=config.mc_num, batch_size=rows, seed=seed))
+    return out
