@@ -364,3 +364,32 @@ def test_fused_experts_give_the_official_logits(model, gold):
     with torch.no_grad():
         plain = unfused.official_forward(gold["logits.input_ids"])
     assert (plain - gold["logits.logits"]).abs().max().item() <= TOL
+
+
+def test_engine_sampler_early_exit_at_a_stop_rule_keeps_the_answer(model, gold, meta):
+    """The family's ``sample`` (what the engine calls): with a stop rule and early_exit a row
+    stops once its committed prefix holds the stop token; the answer up to it is the one of
+    the full run, in fewer forward passes; batch slots give the same rows; ``on_finish``
+    hears of every row once."""
+    from evalsuite.diffusion.stopping import StopRule
+    from evalsuite.families.llada2.generate import sample
+    from evalsuite.settings.config import SamplerConfig
+
+    c = meta["generation"][0]
+    want = gold["gen0.output_greedy"][0]
+    stop_id = int(want[13])
+    cut = int((want == stop_id).nonzero()[0, 0])
+    prompt = gold["gen0.prompt"]
+    ids = torch.cat([prompt, prompt])
+    config = SamplerConfig(**_settings(c, cache="exact"))
+    rule = StopRule(stop_ids=frozenset({stop_id}))
+    full = sample(model.network, ids, config=config.replace(early_exit=False),
+                  mask_id=model.tokens.mask_id, eos_id=model.tokens.eos_id, stop=[rule, rule])
+    seen = []
+    early = sample(model.network, ids, config=config, mask_id=model.tokens.mask_id,
+                   eos_id=model.tokens.eos_id, stop=[rule, rule], batch_size=1,
+                   on_finish=lambda r, row, nfe, bad, exited: seen.append((r, nfe, exited)))
+    assert sorted(r for r, _, _ in seen) == [0, 1] and all(e for _, _, e in seen)
+    for row in range(2):
+        assert torch.equal(early.generated[row, :cut + 1], full.generated[row, :cut + 1])
+        assert early.row_nfe[row] < full.row_nfe[row] and early.exited[row]
