@@ -77,9 +77,20 @@ class FamilySpec:
     estimator_defaults: Mapping[str, Any] = field(default_factory=dict)
     """Estimator knob values below every task/user setting (Dream: ``mc_batch_size`` 32, the
     largest divisor of ``mc_num`` up to it when not given, as Dream's eval wrapper batches)."""
-    paper_table: bool = True
-    """Whether the per-task settings table of :mod:`evalsuite.tasks.settings` (LLaDA's
-    published protocol) applies to this family."""
+    task_table: str = "evalsuite.settings.paper:diffusion_settings"
+    """``module:function`` giving the family's official per-task settings,
+    ``(task_name, "base" | "instruct") -> {knob: value}`` ({} for a task without an entry):
+    LLaDA's paper table, Dream's table of its evaluation scripts."""
+    table_source: str = "paper_table"
+    """Provenance source recorded for a value from ``task_table``."""
+    table_over_yaml: bool = False
+    """Whether the table outranks the task YAML's ``generation_kwargs``: the suite's YAMLs
+    are written for LLaDA's protocol (``temperature: 0``), so another family's own protocol
+    (Dream instruct's temperature 0.1) sits above them; stop strings stay the YAML's."""
+    add_bos_token: bool = False
+    """Whether the official evaluation prepends the tokenizer's BOS token to every plain
+    (not chat-templated) context itself (Dream: ``add_bos_token=true`` in its scripts; its
+    Qwen2 tokenizer adds none). LLaDA's tokenizer adds its BOS on its own."""
     rolling: bool = True
     """Whether the family's protocol has a rolling (perplexity) likelihood."""
 
@@ -112,7 +123,10 @@ FAMILIES: tuple[FamilySpec, ...] = (
         estimate="evalsuite.families.dream.protocol:estimate",
         sampler_defaults={"alg": "entropy"},
         estimator_defaults={"mc_batch_size": 32},
-        paper_table=False,
+        task_table="evalsuite.families.dream.tasks:dream_settings",
+        table_source="family_table",
+        table_over_yaml=True,
+        add_bos_token=True,
         rolling=False,
     ),
 )
@@ -157,6 +171,25 @@ def architecture_of(path_or_hub_id: str) -> FamilySpec | None:
             return None
         path = cached
     return detect_family(read_config(path), source=str(path / "config.json"))
+
+
+def architecture_named_in(hub_id: str) -> FamilySpec | None:
+    """The family a hub id names (``GSAI-ML/LLaDA-8B-Base`` -> llada, ``Dream-org/Dream-v0-
+    Base-7B`` -> dream), for a hub id whose ``config.json`` is not downloaded; None otherwise."""
+    lowered = hub_id.lower()
+    return next((f for f in FAMILIES if f.name in lowered), None)
+
+
+def architecture_of_preset(preset: Any) -> FamilySpec:
+    """The family of a :class:`evalsuite.presets.ModelPreset` before any weight loads: its
+    ``config.json`` (a local directory or a cached hub snapshot), else the preset's declared
+    ``architecture``, else the family its hub id names, else LLaDA."""
+    found = architecture_of(preset.hub_id)
+    if found is not None:
+        return found
+    if getattr(preset, "architecture", None):
+        return family_named(preset.architecture)
+    return architecture_named_in(preset.hub_id) or FAMILIES[0]
 
 
 def family_of_network(network: object) -> FamilySpec:
