@@ -76,6 +76,7 @@ def test_evalsuite_run_llada2_records_its_settings_and_cache(tmp_path, capsys):
     mc = record["tasks"]["tiny_qa_mc"]["settings"]
     assert mc == {"mc_num": 8, "mc_batch_size": 8, "block_length": 8}
     assert record["model"]["special_tokens"]["mask_id"] == 1
+    assert record["model"]["architecture"] == "llada2"
     samples = [json.loads(line) for line in (run["dir"] / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 12
 
@@ -87,6 +88,7 @@ def test_evalsuite_run_llada_moe_with_reference_padding(tmp_path, capsys):
     gen = run["record"]["tasks"]["tiny_qa_gen"]["settings"]
     assert set(gen) == set(family_named("llada_moe").generate_settings)
     assert gen["remasking"] == "low_confidence" and gen["gen_length"] == 8
+    assert run["record"]["model"]["architecture"] == "llada_moe"
 
 
 @pytest.mark.slow
@@ -217,7 +219,7 @@ def _plan(model: str, tasks: str, **overrides):
 
 @needs_data
 def test_presets_resolve_llada2_defaults_through_the_plan():
-    """llada2-mini (hub unreachable): the architecture comes from the family's hub ids, the
+    """llada2-mini (hub unreachable): the architecture is the preset's, the
     settings from LLaDA2's official defaults; nothing loads."""
     p = _plan("llada2-mini", "llada_gsm8k")
     assert p.preset.hub_id == "inclusionAI/LLaDA2.0-mini" and p.preset.chat_template
@@ -228,6 +230,12 @@ def test_presets_resolve_llada2_defaults_through_the_plan():
         32, 32, 0.95, 1, "exact", 0.0)
     assert c.gen_length % 32 == 0
     assert _plan("llada2-flash", "llada_gsm8k").architecture == "llada2"
+    # a raw hub id of the family, not a preset: its known hub ids, not the "llada" in the name
+    from evalsuite.families import architecture_named_in
+
+    assert architecture_named_in("inclusionAI/LLaDA2.0-mini").name == "llada2"
+    assert architecture_named_in("inclusionAI/LLaDA-MoE-7B-A1B-Base").name == "llada_moe"
+    assert architecture_named_in("GSAI-ML/LLaDA-8B-Base").name == "llada"
 
 
 @needs_data
@@ -239,7 +247,7 @@ def test_presets_resolve_llada_moe_dinfer_table_through_the_plan():
     c = task.config
     assert (c.gen_length, c.block_length, c.decoding, c.threshold, c.cache) == (
         1024, 64, "threshold", 0.76, "dual")
-    assert task.provenance.sources["threshold"] == "paper_table"
+    assert task.provenance.sources["threshold"] == "family_table"
     base = _plan("llada-moe-7b-a1b", "llada_gsm8k")
     assert not base.preset.chat_template and base.tasks[0].config.threshold == 0.76
     # a task outside dInfer's table: LLaDA's defaults, not LLaDA 8B's paper table

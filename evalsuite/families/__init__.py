@@ -89,9 +89,20 @@ class FamilySpec:
     estimator_defaults: Mapping[str, Any] = field(default_factory=dict)
     """Estimator knob values below every task/user setting (Dream: ``mc_batch_size`` 32, the
     largest divisor of ``mc_num`` up to it when not given, as Dream's eval wrapper batches)."""
-    paper_table: bool = True
-    """Whether the per-task settings table of :mod:`evalsuite.tasks.settings` (LLaDA's
-    published protocol) applies to this family."""
+    task_table: str = "evalsuite.settings.paper:diffusion_settings"
+    """``module:function`` giving the family's official per-task settings,
+    ``(task_name, "base" | "instruct") -> {knob: value}`` ({} for a task without an entry):
+    LLaDA's paper table, Dream's table of its evaluation scripts."""
+    table_source: str = "paper_table"
+    """Provenance source recorded for a value from ``task_table``."""
+    table_over_yaml: bool = False
+    """Whether the table outranks the task YAML's ``generation_kwargs``: the suite's YAMLs
+    are written for LLaDA's protocol (``temperature: 0``), so another family's own protocol
+    (Dream instruct's temperature 0.1) sits above them; stop strings stay the YAML's."""
+    add_bos_token: bool = False
+    """Whether the official evaluation prepends the tokenizer's BOS token to every plain
+    (not chat-templated) context itself (Dream: ``add_bos_token=true`` in its scripts; its
+    Qwen2 tokenizer adds none). LLaDA's tokenizer adds its BOS on its own."""
     rolling: bool = True
     """Whether the family's protocol has a rolling (perplexity) likelihood."""
     sample: str = "evalsuite.diffusion.sampler:diffusion_generate"
@@ -101,10 +112,6 @@ class FamilySpec:
     (:mod:`evalsuite.settings.resolve`). False (LLaDA2): ``block_length`` and ``steps`` (per
     block) keep their own values, and a ``gen_length`` from a task (not the user) is rounded up
     to whole blocks, as the official generate fills whole blocks."""
-    settings_table: str | None = None
-    """``module:function`` ``(task_name, protocol) -> dict`` of the family's published per-task
-    settings (with their source in its module), used instead of LLaDA's paper table; None:
-    LLaDA's table when ``paper_table``, else none."""
     hub_ids: frozenset[str] = frozenset()
     """Hub ids known to be this family, so that a preset's architecture is known before its
     ``config.json`` is downloaded."""
@@ -138,7 +145,10 @@ FAMILIES: tuple[FamilySpec, ...] = (
         estimate="evalsuite.families.dream.protocol:estimate",
         sampler_defaults={"alg": "entropy"},
         estimator_defaults={"mc_batch_size": 32},
-        paper_table=False,
+        task_table="evalsuite.families.dream.tasks:dream_settings",
+        table_source="family_table",
+        table_over_yaml=True,
+        add_bos_token=True,
         rolling=False,
     ),
     FamilySpec(
@@ -147,8 +157,9 @@ FAMILIES: tuple[FamilySpec, ...] = (
         description="LLaDA-MoE 7B-A1B Base/Instruct (inclusionAI): LLaDA's sampler and Eq. 6",
         load_network="evalsuite.families.llada_moe.checkpoint:load_llada_moe_network",
         network_class="evalsuite.families.llada_moe.network:LLaDAMoEModel",
-        paper_table=False,
-        settings_table="evalsuite.families.llada_moe.protocol:settings_table",
+        task_table="evalsuite.families.llada_moe.protocol:settings_table",
+        table_source="family_table",
+        table_over_yaml=True,
         hub_ids=frozenset({"inclusionAI/LLaDA-MoE-7B-A1B-Base",
                            "inclusionAI/LLaDA-MoE-7B-A1B-Instruct"}),
     ),
@@ -164,7 +175,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
         sample="evalsuite.families.llada2.generate:sample",
         sampler_defaults={"block_length": 32, "steps": 32, "threshold": 0.95,
                           "minimal_topk": 1, "cache": "exact"},
-        paper_table=False,
+        task_table="evalsuite.families.llada2.settings:task_table",
+        table_source="family_table",
         rolling=False,
         derive_lengths=False,
         hub_ids=frozenset({"inclusionAI/LLaDA2.0-mini", "inclusionAI/LLaDA2.0-flash"}),
@@ -208,9 +220,34 @@ def architecture_of(path_or_hub_id: str) -> FamilySpec | None:
 
         cached = cached_hub_dir(path_or_hub_id) if path_or_hub_id.count("/") == 1 else None
         if cached is None or not (cached / "config.json").is_file():
-            return next((f for f in FAMILIES if path_or_hub_id in f.hub_ids), None)
+            return None
         path = cached
     return detect_family(read_config(path), source=str(path / "config.json"))
+
+
+def architecture_named_in(hub_id: str) -> FamilySpec | None:
+    """The family a hub id names (``GSAI-ML/LLaDA-8B-Base`` -> llada, ``Dream-org/Dream-v0-
+    Base-7B`` -> dream), for a hub id whose ``config.json`` is not downloaded; None otherwise.
+    A family's known ``hub_ids`` come first (``inclusionAI/LLaDA2.0-mini`` is llada2, not
+    llada), then the longest family name found in the id."""
+    known = next((f for f in FAMILIES if hub_id in f.hub_ids), None)
+    if known is not None:
+        return known
+    lowered = hub_id.lower().replace("-", "_")
+    named = [f for f in FAMILIES if f.name in lowered]
+    return max(named, key=lambda f: len(f.name)) if named else None
+
+
+def architecture_of_preset(preset: Any) -> FamilySpec:
+    """The family of a :class:`evalsuite.presets.ModelPreset` before any weight loads: its
+    ``config.json`` (a local directory or a cached hub snapshot), else the preset's declared
+    ``architecture``, else the family its hub id names, else LLaDA."""
+    found = architecture_of(preset.hub_id)
+    if found is not None:
+        return found
+    if getattr(preset, "architecture", None):
+        return family_named(preset.architecture)
+    return architecture_named_in(preset.hub_id) or FAMILIES[0]
 
 
 def family_of_network(network: object) -> FamilySpec:

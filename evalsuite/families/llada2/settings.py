@@ -63,3 +63,12 @@ class LLaDA2Settings:
                               "LLaDA2 family's defaults); pass minimal_topk=1")
         names = [f.name for f in dataclasses.fields(cls) if f.name != "cache"]
         return cls(**{n: getattr(config, n) for n in names}, cache=config.cache == "exact")
+
+
+def task_table(task_name: str, protocol: str) -> dict[str, Any]:
+    """The LLaDA2 family's ``task_table`` (:mod:`evalsuite.families`): empty. LLaDA2 publishes
+    no per-task evaluation table in text (its tech reports give figures); its official
+    settings are the ``generate`` defaults, the family's ``sampler_defaults`` (block 32, steps
+    32 per block, threshold 0.95, minimal_topk 1, cache exact)."""
+    del task_name, protocol
+    return {}
