@@ -53,10 +53,11 @@ def test_special_ids_come_from_the_checkpoint(ckpt, family):
     assert model.tokenizer is not None
 
 
-def _run(args: list[str], out: Path, capsys) -> dict:
+def _run(args: list[str], out: Path, capsys, cache: Path | None = None) -> dict:
     from evalsuite.cli import main
 
-    code = main(["run", *args, "--include-path", TASKS, "--output", str(out), "--no-cache",
+    caching = ["--no-cache"] if cache is None else ["--cache-dir", str(cache)]
+    code = main(["run", *args, "--include-path", TASKS, "--output", str(out), *caching,
                  "--device", "cpu"])
     assert code == 0, capsys.readouterr().err
     (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
@@ -150,13 +151,19 @@ def test_llada_moe_reference_padding_is_a_model_arg():
 
 
 @pytest.mark.slow
-def test_gate_identity_and_report_on_two_llada2_runs(tmp_path, capsys):
+def test_gate_identity_report_and_request_cache_on_llada2_runs(tmp_path, capsys):
     from evalsuite.cli import main
 
     args = ["--model", str(LLADA2_TINY), "--tasks", "tiny_qa_mc,tiny_qa_gen", "--gen-length",
             "16", "--block-length", "8", "--steps", "4", "--mc-num", "8"]
     a = _run(args, tmp_path / "a", capsys)["dir"]
     b = _run(args, tmp_path / "b", capsys)["dir"]
+    # the request cache: a rerun computes nothing
+    cached = [_run(args, tmp_path / f"c{i}", capsys, cache=tmp_path / "cache")["record"]
+              for i in range(2)]
+    assert cached[0]["reliability"]["cache"]["computed"] == 18
+    assert cached[1]["reliability"]["cache"]["from_cache"] == 18
+    assert cached[1]["reliability"]["cache"]["computed"] == 0
     md = tmp_path / "gate.md"
     code = main(["gate", "--baseline", str(a), "--candidate", str(b), "--identity",
                  "--markdown", str(md)])
