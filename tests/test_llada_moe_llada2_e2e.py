@@ -260,3 +260,19 @@ def test_presets_resolve_llada_moe_dinfer_table_through_the_plan():
     # a task outside dInfer's table: LLaDA's defaults, not LLaDA 8B's paper table
     other = _plan("llada-moe-7b-a1b", "llada_arith").tasks[0]
     assert other.provenance.sources["threshold"] == "default"
+
+
+def test_cli_process_exits_2_on_a_partial_last_block(tmp_path):
+    """The installed entry point as a user runs it (a separate process): exit 2, the message
+    names the value, its source and the fix, and no run directory is written."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "evalsuite", "run", "--model", str(LLADA2_TINY),
+                           "--tasks", "tiny_qa_gen", "--include-path", TASKS, "--gen-length", "40",
+                           "--output", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr
+    assert "gen_length 40 (from cli) is not a multiple of block_length 32 (from default)" \
+        in proc.stderr and "--gen-length 32" in proc.stderr
+    assert not any(tmp_path.iterdir())
