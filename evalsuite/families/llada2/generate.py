@@ -45,7 +45,6 @@ rounding and the same tokens (tests).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
