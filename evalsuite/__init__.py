@@ -1,10 +1,10 @@
-"""evalsuite: evaluation harness for masked diffusion LMs (LLaDA family) and ARM baselines.
+"""evalsuite: evaluation harness for masked diffusion LMs (LLaDA, Dream) and ARM baselines.
 
 Public API (heavy modules are imported on first use):
 
-- :func:`load_model` - a LLaDA-family checkpoint (local directory or hub id)
-- :func:`generate` - diffusion sampling (low-confidence/random remasking, blocks, CFG)
-- :func:`loglikelihood` - Monte Carlo estimate of log p(answer | prompt) (LLaDA Eq. 6)
+- :func:`load_model` - a native diffusion checkpoint (LLaDA or Dream; local directory or hub id)
+- :func:`generate` - the family's diffusion sampler, with its own setting names
+- :func:`loglikelihood` - the family's likelihood protocol (LLaDA Eq. 6; Dream's MC / ar_ftb)
 - :func:`evaluate` - run tasks through lm-eval and store the result
 - :func:`load_runs` - stored runs as a pandas DataFrame
 """

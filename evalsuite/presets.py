@@ -129,8 +129,11 @@ def _from_path_or_hub_id(name: str) -> ModelPreset:
                 raw = json.loads(cfg.read_text())
             except json.JSONDecodeError:
                 raw = {}
-            if "d_model" in raw or raw.get("model_type") == "llada":
-                backend = "llada"
+            from evalsuite.families import supported_model_types
+
+            model_type = str(raw.get("model_type", "")).lower()
+            if "d_model" in raw or model_type in supported_model_types():
+                backend = "llada"  # a native diffusion family (LLaDA, Dream, ...)
         return ModelPreset(name, backend, str(path), guessed_family, dtype="float32",
                            chat_template=guessed_family == "instruct",
                            family_reason=decision.reason)

@@ -119,6 +119,9 @@ class Plan:
     task_manager: Any = None
     unsafe_tasks: tuple[str, ...] = ()
     """Tasks that execute model-written code (in the sandbox)."""
+    architecture: str = "llada"
+    """The model family (:mod:`evalsuite.families`) read from ``config.json`` before loading:
+    its knobs are resolved, recorded and keyed."""
 
     @property
     def code_execution(self) -> bool:
@@ -150,7 +153,13 @@ def plan(spec: RunSpec) -> Plan:
     if spec.batch_size <= 0:
         raise ConfigError(f"--batch-size must be a positive integer, got {spec.batch_size}")
     overrides = parse_knobs(dict(spec.overrides), "cli")
-    validate_overrides(Overrides(overrides, "cli"))
+    from evalsuite.families import FAMILIES, architecture_of, check_settings
+
+    architecture = (architecture_of(preset.hub_id) if preset.backend == "llada" else None) \
+        or FAMILIES[0]
+    if preset.backend == "llada":
+        check_settings(architecture, overrides, where="cli")
+    validate_overrides(Overrides(overrides, "cli"), architecture.name)
     if spec.device and str(spec.device).startswith("cuda"):
         import importlib.util
 
@@ -192,7 +201,7 @@ def plan(spec: RunSpec) -> Plan:
         _require_wandb()
     tm = _task_manager(spec)
     tasks = _plan_settings(names, preset, spec, overrides, tm) if preset.backend == "llada" else ()
-    return Plan(spec, preset, tuple(names), tasks, tm, tuple(unsafe))
+    return Plan(spec, preset, tuple(names), tasks, tm, tuple(unsafe), architecture.name)
 
 
 def _require_wandb() -> None:
@@ -234,6 +243,10 @@ def _plan_settings(names: list[str], preset: ModelPreset, spec: RunSpec,
 
     planned: list[PlannedTask] = []
     over = Overrides(overrides, "cli")
+    from evalsuite.families import FAMILIES, architecture_of
+
+    architecture = (architecture_of(preset.hub_id) if preset.backend == "llada" else None) \
+        or FAMILIES[0]
     import warnings
 
     for name in names:
@@ -248,7 +261,8 @@ def _plan_settings(names: list[str], preset: ModelPreset, spec: RunSpec,
             try:
                 config, provenance = resolve(
                     TaskInfo(task_name, output_type), preset.family, gen_kwargs, over,
-                    user_gen_kwargs=spec.gen_kwargs if output_type == "generate_until" else None)
+                    user_gen_kwargs=spec.gen_kwargs if output_type == "generate_until" else None,
+                    architecture=architecture.name)
             except ConfigError as exc:
                 raise ConfigError(f"task {task_name}: {exc}") from None
             planned.append(PlannedTask(task_name, output_type, config, provenance))
@@ -267,7 +281,8 @@ def build_lm(p: Plan) -> Any:
             batch_size=spec.batch_size, family=preset.family, seed=spec.seed,
             revision=preset.revision, settings_source="cli",
             request_cache=None if spec.cache_dir is None else str(spec.cache_dir),
-            planned={t.name: TaskSettings(t.config, t.provenance) for t in p.tasks},
+            planned={t.name: TaskSettings(t.config, t.provenance, p.architecture)
+                     for t in p.tasks},
             **dict(spec.overrides),
         )
     import lm_eval.api.registry
@@ -571,7 +586,8 @@ def _wandb_tracker(p: Plan) -> Any:
 
     config = {
         "evalsuite_model": p.preset.as_dict(),
-        "evalsuite_settings": {t.name: settings_record(t.config) for t in p.tasks},
+        "evalsuite_settings": {t.name: settings_record(t.config, p.architecture)
+                               for t in p.tasks},
         "evalsuite_settings_provenance": {t.name: t.provenance.as_dict() for t in p.tasks},
     }
     return WandbLogger(init_args=simple_parse_args_string(p.spec.wandb_args), config_args=config)

@@ -118,6 +118,13 @@ class _Row:
     masked: torch.Tensor  # [T] bool
     target: torch.Tensor  # [T] the unmasked sequence
     prompt_len: int
+    scored: torch.Tensor | None = None
+    """[T] bool: the positions whose log p is summed, when not every masked one (Dream's
+    ``ar_ftb`` scores one position of a row that masks several)."""
+
+    @property
+    def scored_mask(self) -> torch.Tensor:
+        return self.masked if self.scored is None else self.scored
 
 
 def _rows(index: int, seq: torch.Tensor, prompt_len: int, design: Design, mask_id: int) -> list[_Row]:
@@ -129,12 +136,13 @@ def _rows(index: int, seq: torch.Tensor, prompt_len: int, design: Design, mask_i
 
 def _score_chunk(
     model: torch.nn.Module, rows: Sequence[_Row], members: Sequence[Sequence[_Row]],
-    cfg_scale: float, mask_id: int, device: torch.device,
+    cfg_scale: float, mask_id: int, device: torch.device, shift: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward pass over distinct rows. Returns ``[3, M]`` (float64, on the host) over the
-    members of every row in order: sum of log p(target) over the masked positions, number of
-    masked positions whose target is not the argmax, number of non-finite logit vectors; and
-    the log p(target) of every masked position of every member, concatenated."""
+    members of every row in order: sum of log p(target) over the scored (masked) positions,
+    number of them whose target is not the argmax, number of non-finite logit vectors; and
+    the log p(target) of every scored position of every member, concatenated. ``shift``: the
+    family's logit shift (Dream: position i is read from the output at i - 1, 0 from 0)."""
     width = max(int(r.tokens.numel()) for r in rows)
     n = len(rows)
     x = torch.full((n, width), mask_id, dtype=torch.long)
@@ -143,7 +151,8 @@ def _score_chunk(
     prompt = torch.zeros(n, dtype=torch.long)
     for i, row in enumerate(rows):
         t = int(row.tokens.numel())
-        x[i, :t], keep[i, :t], masked[i, :t], prompt[i] = row.tokens, 1, row.masked, row.prompt_len
+        x[i, :t], keep[i, :t], masked[i, :t], prompt[i] = (row.tokens, 1, row.scored_mask,
+                                                           row.prompt_len)
     counts = masked.sum(dim=1)
     offsets = torch.cumsum(counts, 0) - counts
     positions, gold, segment = [], [], []
@@ -152,24 +161,26 @@ def _score_chunk(
         where = torch.arange(int(offsets[i]), int(offsets[i] + counts[i]))
         for member in group:
             positions.append(where)
-            gold.append(member.target[member.masked])
+            gold.append(member.target[member.scored_mask])
             segment.append(torch.full((where.numel(),), m, dtype=torch.long))
             m += 1
     positions_d = torch.cat(positions).to(device)
     gold_d = torch.cat(gold).to(device)
     segment_d = torch.cat(segment).to(device)
     x, keep, masked = x.to(device), keep.to(device), masked.to(device)
+    where = masked.nonzero(as_tuple=True)  # row-major, the order of hidden[masked]
+    read = (where[0], (where[1] - shift).clamp_min(0))  # the outputs that predict them
     if cfg_scale > 0:
         un_x = x.masked_fill(torch.arange(width, device=device)[None, :] < prompt.to(device)[:, None],
                              mask_id)
         hidden = model.hidden_states(torch.cat([x, un_x]), torch.cat([keep, keep]))
-        cond = model.head(hidden[:n][masked]).float()  # [N, V] float32
-        uncond = model.head(hidden[n:][masked]).float()
+        cond = model.head(hidden[:n][read]).float()  # [N, V] float32
+        uncond = model.head(hidden[n:][read]).float()
         logits = uncond + (cfg_scale + 1) * (cond - uncond)
         bad = ~(torch.isfinite(cond).all(-1) & torch.isfinite(uncond).all(-1))
     else:
         hidden = model.hidden_states(x, keep)
-        logits = model.head(hidden[masked]).float()  # [N, V] over the masked positions of all rows
+        logits = model.head(hidden[read]).float()  # [N, V] over the scored positions of all rows
         bad = ~torch.isfinite(logits).all(-1)
     logp = F.log_softmax(logits, dim=-1)
     best = logp.argmax(dim=-1)
@@ -183,13 +194,15 @@ def _score_chunk(
 
 
 def _score(model: torch.nn.Module, rows: Sequence[_Row], cfg_scale: float, mask_id: int,
-           max_rows: int) -> tuple[torch.Tensor, list[bool], list[torch.Tensor]]:
+           max_rows: int, shift: int = 0) -> tuple[torch.Tensor, list[bool], list[torch.Tensor]]:
     """Score every row; identical masked inputs are evaluated once. Returns ``[3, R]`` in row
     order, per row whether it was evaluated for itself (the first of its identical rows), and
-    per row the log-probabilities of its masked positions (in position order)."""
-    distinct: dict[tuple[bytes, int], list[int]] = {}
+    per row the log-probabilities of its scored positions (in position order)."""
+    distinct: dict[tuple[bytes, int, bytes], list[int]] = {}
     for r, row in enumerate(rows):
-        distinct.setdefault((row.tokens.numpy().tobytes(), row.prompt_len), []).append(r)
+        key = (row.tokens.numpy().tobytes(), row.prompt_len,
+               b"" if row.scored is None else row.scored.numpy().tobytes())
+        distinct.setdefault(key, []).append(r)
     groups = sorted(distinct.values(), key=lambda g: int(rows[g[0]].tokens.numel()))
     scores = torch.zeros((3, len(rows)), dtype=torch.float64)
     owner = [False] * len(rows)
@@ -198,10 +211,11 @@ def _score(model: torch.nn.Module, rows: Sequence[_Row], cfg_scale: float, mask_
     for start in range(0, len(groups), max_rows):
         chunk = groups[start:start + max_rows]
         out, picked = _score_chunk(model, [rows[g[0]] for g in chunk],
-                                   [[rows[r] for r in g] for g in chunk], cfg_scale, mask_id, device)
+                                   [[rows[r] for r in g] for g in chunk], cfg_scale, mask_id, device,
+                                   shift)
         flat = [r for g in chunk for r in g]
         scores[:, flat] = out
-        sizes = [int(rows[r].masked.sum()) for r in flat]
+        sizes = [int(rows[r].scored_mask.sum()) for r in flat]
         for r, part in zip(flat, torch.split(picked, sizes)):
             per_position[r] = part
         for g in chunk:

@@ -13,6 +13,22 @@ Every random draw comes from explicit ``torch.Generator`` objects (one per row w
 is given), so a request can be reproduced independently of how it was batched: each pass
 draws, for each row, noise of that row's own shape from that row's generator.
 
+The same loop runs Dream's sampler (``config.alg``, Dream's ``diffusion_generate``): the
+family's network gives raw logits and the loop reads token i from the output at i - 1
+(``logit_shift=1``, position 0 from itself); one block over the whole answer; the *schedule*
+is Dream's timesteps ``linspace(1, 1e-3, steps + 1)`` with ``int(n_masked * (1 - s / t))``
+commits per step (every remaining one on the last step), ``n_masked`` being the row's own
+count (``batch_schedule="per_row"``, batch-invariant) or the batch mean as in the official code
+(``"batch_mean"``); the *token choice* is Dream's ``sample_tokens`` (``temperature``,
+``top_p``, ``top_k``; argmax at temperature 0); the *confidence* is the chosen token's
+probability (``maskgit_plus``), the top-1 minus top-2 margin (``topk_margin``) or the negative
+entropy (``entropy``), committed by ``topk`` over the whole row (-inf off masks) or drawn from
+``softmax(confidence / alg_temp)``; ``origin`` transfers each mask with probability
+``1 - s / t``. Dream's random draws are made in the official order and shapes, from one
+generator per row (or the shared one), so a row with its own generator seeded like
+``torch.manual_seed`` reproduces the official batch-of-one run. A step that would commit
+nothing for a row (no masks left, or a count of 0) is skipped without a forward pass.
+
 Rows stream through a fixed number of batch slots, each slot at its own block and step. With a
 :class:`~evalsuite.diffusion.stopping.StopRule` and ``early_exit``, a row leaves as soon as
 its answer is fixed (exact early exit) and the next waiting row takes its slot. The commit
@@ -72,6 +88,10 @@ class GenerationResult:
     """Per row: forward passes the row took part in (early exit makes them differ)."""
     exited: tuple[bool, ...] = ()
     """Per row: True when early exit stopped the row before its last block was filled."""
+    history: tuple[tuple[torch.Tensor, ...], ...] = ()
+    """Per row (only with ``history=True``): the row's ``[P + gen_length]`` ids after each of
+    its schedule steps (a skipped step repeats the previous state), as Dream's
+    ``output_history``."""
 
     def __post_init__(self) -> None:
         rows = int(self.tokens.shape[0])
@@ -180,27 +200,31 @@ def _block_logits(
     cfg_scale: float,
     prompt_index: torch.Tensor,
     mask_id: int,
+    shift: int = 0,
 ) -> torch.Tensor:
     """Logits ``[A, length, V]`` of each row's own block, starting at ``starts[a]``.
 
-    Rows in the same block take the column-slice path; rows in different blocks (a refilled
-    slot) gather each row's columns from the final hidden states before the vocabulary head,
-    or, for a network without ``hidden_states``/``head``, from the logits of the columns the
-    blocks span."""
-    if len(set(starts)) == 1:
-        return _forward(model, x, attention_mask, slice(starts[0], starts[0] + length),
+    ``shift``: the family's logit shift; position i is read from the output at ``i - shift``
+    (clamped at 0, so Dream's position 0 reads its own output). Rows in the same block take
+    the column-slice path; rows in different blocks (a refilled slot) gather each row's
+    columns from the final hidden states before the vocabulary head, or, for a network
+    without ``hidden_states``/``head``, from the logits of the columns the blocks span."""
+    if len(set(starts)) == 1 and starts[0] - shift >= 0:
+        lo = starts[0] - shift
+        return _forward(model, x, attention_mask, slice(lo, lo + length),
                         cfg_scale, prompt_index, mask_id)
     inputs, mask = _guided_inputs(x, attention_mask, cfg_scale, prompt_index, mask_id)
     first = torch.tensor(starts, device=x.device)
     if cfg_scale > 0:
         first = torch.cat([first, first])
     cols = first[:, None] + torch.arange(length, device=x.device)[None, :]  # [A', L]
+    cols = (cols - shift).clamp_min(0)
     if hasattr(model, "hidden_states") and hasattr(model, "head"):
         hidden = model.hidden_states(inputs, mask)  # type: ignore[attr-defined]
         picked = hidden.gather(1, cols[..., None].expand(-1, -1, hidden.shape[-1]))
         logits = model.head(picked)  # type: ignore[attr-defined]
     else:
-        lo, hi = min(starts), max(starts) + length
+        lo, hi = int(cols.min()), int(cols.max()) + 1
         span = model(inputs, attention_mask=mask, positions=slice(lo, hi))
         logits = span.gather(1, (cols - lo)[..., None].expand(-1, -1, span.shape[-1]))
     return _guide(logits, cfg_scale)
@@ -282,11 +306,155 @@ def early_exit_applies(config: SamplerConfig, stop: object, generator: Generator
     shape, so removing a row would change the others: exact early exit then needs one
     generator per row, and is not applied without.
     """
-    if not config.early_exit or stop is None:
-        return False
-    random = config.temperature > 0 or config.remasking == "random"
+    if not config.early_exit or stop is None or config.batch_schedule == "batch_mean":
+        return False  # under batch_mean a row's commits depend on its batch-mates
+    random = (config.temperature > 0 or config.remasking == "random" or config.alg == "origin"
+              or (config.alg is not None and config.alg_temp > 0))
     shared = generator is None or isinstance(generator, torch.Generator)
     return not (random and shared)
+
+
+#: Dream's final timestep (``eps`` of ``diffusion_generate``; the eval scripts keep it).
+DREAM_EPS = 1e-3
+
+
+def dream_timesteps(steps: int, eps: float = DREAM_EPS) -> torch.Tensor:
+    """Dream's timesteps ``linspace(1, eps, steps + 1)`` in float32 (on the host)."""
+    return torch.linspace(1, eps, steps + 1)
+
+
+def dream_commit_count(masked_total: int, rows: int, step: int, timesteps: torch.Tensor) -> int:
+    """Tokens to commit at ``step`` as Dream counts them, in float32 as the official code:
+    ``int(n * (1 - s / t))`` with ``n = masked_total / rows``, and ``int(n)`` on the last step.
+    ``rows`` is 1 for the per-row count, the batch size for the official batch mean."""
+    n = torch.tensor(masked_total) / rows  # float32, as mask_index.sum() / batch
+    if step == timesteps.numel() - 2:
+        return int(n)
+    return int(n * (1 - timesteps[step + 1] / timesteps[step]))
+
+
+def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Dream's nucleus filter: drop tokens once the sorted cumulative probability exceeds
+    ``top_p``, keeping the first one past it (set to the dtype's minimum)."""
+    ordered, order = torch.sort(logits, descending=True)
+    drop = torch.cumsum(F.softmax(ordered, dim=-1), dim=-1) > top_p
+    drop[..., 1:] = drop[..., :-1].clone()
+    drop[..., 0] = False
+    remove = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, order, drop)
+    return logits.masked_fill(remove, torch.finfo(logits.dtype).min)
+
+
+def _top_k_filter(logits: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Dream's top-k filter: logits below the k-th largest set to the dtype's minimum."""
+    k = min(top_k, logits.shape[-1])
+    kth = torch.topk(logits, k)[0][..., -1, None]
+    return logits.masked_fill(logits < kth, torch.finfo(logits.dtype).min)
+
+
+def dream_sample_tokens(logits: torch.Tensor, config: SamplerConfig,
+                        generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dream's ``sample_tokens`` on ``[N, V]`` float32 logits: ``(confidence [N], token [N])``.
+
+    Temperature divides the logits, then ``top_p`` and ``top_k`` filter them (also at
+    temperature 0, where they still shape the confidence); temperature 0 takes the argmax,
+    otherwise one categorical draw per position (``multinomial`` on the normalised
+    probabilities, as ``Categorical.sample`` does). Confidence per ``config.alg``.
+    """
+    if config.temperature > 0:
+        logits = logits / config.temperature
+    if config.top_p is not None and config.top_p < 1:
+        logits = _top_p_filter(logits, config.top_p)
+    if config.top_k is not None:
+        logits = _top_k_filter(logits, config.top_k)
+    probs = torch.softmax(logits, dim=-1)
+    if config.temperature > 0 and probs.shape[0] > 0:
+        normed = probs / probs.sum(-1, keepdim=True)
+        token = torch.multinomial(normed, 1, True, generator=generator).squeeze(-1)
+        confidence = probs.gather(-1, token[:, None]).squeeze(-1)
+    else:
+        confidence, token = probs.max(dim=-1)
+    if config.alg == "topk_margin":
+        top2 = torch.topk(probs, 2, dim=-1).values if probs.shape[-1] > 1 else probs
+        confidence = top2[:, 0] - top2[:, -1]
+    elif config.alg == "entropy":
+        confidence = torch.sum(probs * torch.log(probs + 1e-10), dim=-1)
+    return confidence, token
+
+
+def _draw_groups(generators: Generators, rows: int, random: bool
+                 ) -> list[tuple[list[int], torch.Generator | None]]:
+    """Rows that draw together: all rows from a shared generator (or when nothing is random),
+    else each row from its own, in row order (the official code's batch is one group)."""
+    if not random or generators is None or isinstance(generators, torch.Generator):
+        shared = None if isinstance(generators, (list, tuple)) else generators
+        return [(list(range(rows)), shared)]
+    return [([a], g) for a, g in enumerate(generators)]
+
+
+def _dream_commit(x: torch.Tensor, logits: torch.Tensor, p: int, mask_id: int,
+                  config: SamplerConfig, gens: Generators, steps_of: list[int],
+                  counts: list[int], timesteps: torch.Tensor,
+                  pads: list[int] | None = None) -> torch.Tensor:
+    """One step of Dream's ``_sample`` on the rows ``x`` ``[A, T]`` (answer from column p),
+    ``logits`` ``[A, T - p, V]`` already shifted; returns the new rows. ``steps_of[a]``: the
+    row's step; ``counts[a]``: tokens it commits (unused by ``origin``). ``pads[a]``: the
+    row's left padding; under ``per_row`` an ``alg_temp`` draw covers the row's own columns
+    only (as its solo run), under ``batch_mean`` the whole padded row (as the official batch)."""
+    a_rows, width = x.shape
+    block = x[:, p:]
+    masked = block == mask_id
+    last = timesteps.numel() - 2
+    random = (config.temperature > 0 or config.alg == "origin" or config.alg_temp > 0)
+    x = x.clone()
+    for rows, gen in _draw_groups(gens, a_rows, random):
+        sub_masked = masked[rows]
+        sub_logits = logits[rows][sub_masked].float()  # [N, V], row-major as logits[mask_index]
+        where = sub_masked.nonzero(as_tuple=True)
+        if config.alg == "origin":
+            chance = torch.ones(len(rows))
+            for j, r in enumerate(rows):
+                if steps_of[r] < last:
+                    chance[j] = 1 - timesteps[steps_of[r] + 1] / timesteps[steps_of[r]]
+            u = torch.rand(sub_logits.shape[0], generator=gen, device=x.device)
+            move = u < chance.to(x.device)[where[0]]
+            picked = torch.full((sub_logits.shape[0],), mask_id, dtype=torch.long, device=x.device)
+            if bool(move.any()):
+                picked[move] = dream_sample_tokens(sub_logits[move], config, gen)[1]
+            sub = x[rows]
+            sub_block = sub[:, p:]
+            sub_block[sub_masked] = picked
+            sub[:, p:] = sub_block
+            x[rows] = sub
+            continue
+        confidence, token = dream_sample_tokens(sub_logits, config, gen)
+        full_conf = torch.full((len(rows), width), float("-inf"), device=x.device)
+        proposal = torch.full((len(rows), width), mask_id, dtype=torch.long, device=x.device)
+        conf_block = full_conf[:, p:]
+        conf_block[sub_masked] = confidence.float()
+        prop_block = proposal[:, p:]
+        prop_block[sub_masked] = token
+        by_count: dict[int, list[int]] = {}
+        for j, r in enumerate(rows):
+            if counts[r] > 0:
+                by_count.setdefault(counts[r], []).append(j)
+        for k, members in by_count.items():
+            conf_k = full_conf[members]
+            if config.alg_temp > 0 and config.batch_schedule == "per_row" and pads:
+                chosen = torch.cat([
+                    pads[rows[j]] + torch.multinomial(
+                        F.softmax(full_conf[j:j + 1, pads[rows[j]]:] / config.alg_temp, dim=-1),
+                        num_samples=k, generator=gen)
+                    for j in members])
+            elif config.alg_temp > 0:
+                weights = F.softmax(conf_k / config.alg_temp, dim=-1)
+                chosen = torch.multinomial(weights, num_samples=k, generator=gen)
+            else:
+                chosen = torch.topk(conf_k, k).indices
+            targets = torch.tensor([rows[j] for j in members], device=x.device)
+            row_idx = targets[:, None].expand_as(chosen)
+            x[row_idx, chosen] = proposal[members][torch.arange(len(members),
+                                                                device=x.device)[:, None], chosen]
+    return x
 
 
 @torch.no_grad()
@@ -303,6 +471,8 @@ def diffusion_generate(
     stop: StopRule | Sequence[StopRule] | None = None,
     batch_size: int | None = None,
     on_finish: RowCallback | None = None,
+    logit_shift: int = 0,
+    history: bool = False,
 ) -> GenerationResult:
     """Sample ``config.gen_length`` tokens after each prompt of ``input_ids`` ``[N, P]``.
 
@@ -315,6 +485,8 @@ def diffusion_generate(
     the answer; with ``config.early_exit`` a row stops as soon as its answer is fixed
     (:mod:`evalsuite.diffusion.stopping`). Without ``stop`` every position is filled.
     ``on_finish`` hears of each row as soon as it is final (the request cache stores it then).
+    ``logit_shift``: the family's (Dream 1: token i read from the output at i - 1).
+    ``history``: also return each row's ids after every step (``GenerationResult.history``).
     """
     if config.logits_eos_inf and eos_id is None:
         raise ValueError("logits_eos_inf needs the EOS id (none in the model config or tokenizer)")
@@ -333,7 +505,7 @@ def diffusion_generate(
         return _sample_lockstep(model, input_ids, attention_mask, config, mask_id, eos_id,
                                 last_ids, generator, rules, batch_size or n, on_finish)
     return _sample_slots(model, input_ids, attention_mask, config, mask_id, eos_id, last_ids,
-                         generator, rules, batch_size or n, on_finish)
+                         generator, rules, batch_size or n, on_finish, logit_shift, history)
 
 
 def _initial(input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -373,16 +545,26 @@ def _sample_slots(model: MaskPredictor, input_ids: torch.Tensor,
                   attention_mask: torch.Tensor | None, config: SamplerConfig, mask_id: int,
                   eos_id: int | None, last_ids: torch.Tensor | None, generator: Generators,
                   rules: list[StopRule] | None, slots: int,
-                  on_finish: RowCallback | None = None) -> GenerationResult:
-    """Rows stream through ``slots`` batch slots; each slot keeps its own block and step."""
+                  on_finish: RowCallback | None = None, shift: int = 0,
+                  keep_history: bool = False) -> GenerationResult:
+    """Rows stream through ``slots`` batch slots; each slot keeps its own block and step.
+
+    The schedule is LLaDA's linear one per block, or Dream's timesteps (``config.alg``)."""
     n, p = input_ids.shape
+    dream = config.alg is not None
     length, blocks = config.block_length, config.num_blocks
     out, full_mask = _initial(input_ids, attention_mask, config, mask_id)
     device = out.device
-    # The linear schedule of a block (every block starts fully masked); steps that commit
-    # nothing are skipped, as they change nothing.
-    counts = [c for c in transfer_schedule(torch.tensor([length]), config.steps_per_block)[0]
-              .tolist() if c > 0]
+    if dream:
+        timesteps = dream_timesteps(config.steps)
+        counts: list[int] = []
+        n_steps = config.steps
+    else:
+        # The linear schedule of a block (every block starts fully masked); steps that commit
+        # nothing are skipped, as they change nothing.
+        counts = [c for c in transfer_schedule(torch.tensor([length]), config.steps_per_block)[0]
+                  .tolist() if c > 0]
+        n_steps = len(counts)
     slots = max(1, min(slots, n))
     x = out[:slots].clone()
     amask = None if full_mask is None else full_mask[:slots].clone()
@@ -391,6 +573,7 @@ def _sample_slots(model: MaskPredictor, input_ids: torch.Tensor,
     waiting = list(range(n))[::-1]
     nonfinite = torch.zeros(n, dtype=torch.bool, device=device)
     row_nfe, exited, known = [0] * n, [False] * n, [0] * n
+    steps_seen: list[list[torch.Tensor]] = [[] for _ in range(n)]
     nfe = 0
 
     def load(s: int) -> None:
@@ -400,6 +583,25 @@ def _sample_slots(model: MaskPredictor, input_ids: torch.Tensor,
         pidx[s] = out[r] != mask_id
         if amask is not None and full_mask is not None:
             amask[s] = full_mask[r]
+
+    def advance(s: int, block_full: bool, stop_now: bool) -> None:
+        """Move slot s past one step; a finished row leaves and the next one loads."""
+        r = slot_row[s]
+        if keep_history:
+            steps_seen[r].append(x[s].clone())
+        if block_full:
+            blk[s], pas[s] = blk[s] + 1, 0
+        else:
+            pas[s] += 1
+        if blk[s] < blocks and not stop_now:
+            return
+        out[r] = x[s]
+        exited[r] = blk[s] < blocks
+        slot_row[s] = -1
+        if on_finish is not None:
+            on_finish(r, out[r], row_nfe[r], bool(nonfinite[r]), exited[r])
+        if waiting:
+            load(s)
 
     for s in range(slots):
         load(s)
@@ -411,53 +613,71 @@ def _sample_slots(model: MaskPredictor, input_ids: torch.Tensor,
         whole = len(act) == slots
         sel = None if whole else torch.tensor(act, device=device)
         xa = x if sel is None else x[sel]
+        step_counts: list[int] = []
+        if dream:  # Dream's counts come from the masks left now (one host transfer)
+            left = (xa[:, p:] == mask_id).sum(dim=1).tolist()
+            mean_rows = len(act) if config.batch_schedule == "batch_mean" else 1
+            for a, s in enumerate(act):
+                total = sum(left) if mean_rows > 1 else left[a]
+                step_counts.append(dream_commit_count(total, mean_rows, pas[s], timesteps))
+            # A step that commits nothing is skipped when that draws nothing either (the
+            # official code consumes random numbers for the token choice at temperature > 0).
+            idle = [s for a, s in enumerate(act) if left[a] == 0 or (
+                config.alg != "origin" and step_counts[a] == 0 and config.temperature == 0)]
+            if config.batch_schedule == "batch_mean" and len(idle) < len(act):
+                idle = []  # the batch moves in lockstep, as the official batch does
+            if idle:  # nothing to commit this step: no forward pass
+                for s in idle:
+                    advance(s, pas[s] + 1 >= n_steps, False)
+                continue
         ma = amask if (amask is None or sel is None) else amask[sel]
         pa = pidx if sel is None else pidx[sel]
         starts = [p + blk[s] * length for s in act]
-        logits = _block_logits(model, xa, ma, starts, length, config.cfg_scale, pa, mask_id)
+        logits = _block_logits(model, xa, ma, starts, length, config.cfg_scale, pa, mask_id,
+                               shift)
         nfe += 1
         for r in rows:
             row_nfe[r] += 1
         rows_t = torch.tensor(rows, device=device)
         nonfinite[rows_t] |= ~torch.isfinite(logits).flatten(1).all(dim=1)
-        if config.logits_eos_inf:
-            logits[:, :, eos_id] = float("-inf")
         gens = _rows_of(generator, rows)
-        x0 = gumbel_perturb(logits, config.temperature, gens).argmax(dim=-1)  # [A, L]
-        cols = torch.tensor(starts, device=device)[:, None] + torch.arange(length, device=device)
-        block_x = xa.gather(1, cols)
-        masked = block_x == mask_id
-        conf = _confidence(logits, x0, masked, config, gens, last_ids)
-        k = _commit_counts(conf, masked, config, [] if config.decoding == "threshold"
-                           else [counts[pas[s]] for s in act])
-        new_block = torch.where(commit_mask(conf, masked, k), x0, block_x)
-        if sel is None:
-            x.scatter_(1, cols, new_block)
+        if dream:
+            pads = None if ma is None else (ma[:, :p] == 0).sum(dim=1).tolist()
+            new_x = _dream_commit(xa, logits, p, mask_id, config, gens, [pas[s] for s in act],
+                                  step_counts, timesteps, pads)
+            if sel is None:
+                x.copy_(new_x)
+            else:
+                x[sel] = new_x
+            full = [pas[s] + 1 >= n_steps for s in act]
         else:
-            x[sel] = xa.scatter(1, cols, new_block)
-        if config.decoding == "threshold":
-            full = (~(new_block == mask_id).any(dim=1)).tolist()  # the pass's one transfer
-        else:
-            full = [pas[s] + 1 >= len(counts) for s in act]
+            if config.logits_eos_inf:
+                logits[:, :, eos_id] = float("-inf")
+            x0 = gumbel_perturb(logits, config.temperature, gens).argmax(dim=-1)  # [A, L]
+            cols = torch.tensor(starts, device=device)[:, None] + torch.arange(length,
+                                                                                device=device)
+            block_x = xa.gather(1, cols)
+            masked = block_x == mask_id
+            conf = _confidence(logits, x0, masked, config, gens, last_ids)
+            k = _commit_counts(conf, masked, config, [] if config.decoding == "threshold"
+                               else [counts[pas[s]] for s in act])
+            new_block = torch.where(commit_mask(conf, masked, k), x0, block_x)
+            if sel is None:
+                x.scatter_(1, cols, new_block)
+            else:
+                x[sel] = xa.scatter(1, cols, new_block)
+            if config.decoding == "threshold":
+                full = (~(new_block == mask_id).any(dim=1)).tolist()  # the pass's one transfer
+            else:
+                full = [pas[s] + 1 >= n_steps for s in act]
         decided = (_decided_rows(x if sel is None else x[sel], rows, p, mask_id, rules, known)
                    if rules is not None else [False] * len(act))
-        for s, r, block_full, stop_now in zip(act, rows, full, decided):
-            if block_full:
-                blk[s], pas[s] = blk[s] + 1, 0
-            else:
-                pas[s] += 1
-            if blk[s] < blocks and not stop_now:
-                continue
-            out[r] = x[s]
-            exited[r] = blk[s] < blocks
-            slot_row[s] = -1
-            if on_finish is not None:
-                on_finish(r, out[r], row_nfe[r], bool(nonfinite[r]), exited[r])
-            if waiting:
-                load(s)
+        for s, block_full, stop_now in zip(act, full, decided):
+            advance(s, block_full, stop_now)
     return GenerationResult(tokens=out, nfe=nfe, prompt_length=p,
                             nonfinite=tuple(nonfinite.tolist()), row_nfe=tuple(row_nfe),
-                            exited=tuple(exited))
+                            exited=tuple(exited),
+                            history=tuple(tuple(h) for h in steps_seen) if keep_history else ())
 
 
 def _sample_lockstep(model: MaskPredictor, input_ids: torch.Tensor,

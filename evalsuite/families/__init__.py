@@ -6,10 +6,17 @@ A family is one :class:`FamilySpec` in :data:`FAMILIES`. It names the ``config.j
 
 * ``load_network(ckpt_dir, dtype, device)``: the network built from the official checkpoint
   layout, whose ``forward`` returns the official forward's raw logits;
-* ``generate(network, input_ids, attention_mask, *, tokens, generator, **settings)``: the
-  family's sampler (returns :class:`evalsuite.diffusion.sampler.GenerationResult`);
-* ``loglikelihood(network, prompt_ids, answer_ids, *, tokens, **settings)``: the family's
-  likelihood protocol.
+* ``estimate(network, pairs, *, config, tokens, generators, max_rows)``: the family's
+  likelihood protocol, batched (returns one
+  :class:`evalsuite.diffusion.likelihood.LikelihoodResult` per pair).
+
+The sampler is the one loop of :mod:`evalsuite.diffusion.sampler` for every family: a family
+differs by its knobs (Dream's ``alg``), their defaults and ``logit_shift``.
+
+Each family also names the settings (knobs) its sampler and its likelihood accept (its own
+names, e.g. Dream's ``alg``): :func:`check_settings` refuses another family's setting with a
+:class:`~evalsuite.errors.ConfigError` naming the setting, the architecture and the valid
+names, before any weight loads (it needs only ``config.json``).
 
 Adding a family: a package ``evalsuite/families/<name>/`` (network, checkpoint mapping,
 sampler/likelihood where they differ from LLaDA's) and one entry below. Nothing in the engine,
@@ -20,12 +27,26 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalsuite.errors import CheckpointError
+from evalsuite.errors import CheckpointError, ConfigError
+
+#: LLaDA's sampler settings (``evalsuite.generate`` keywords; SamplerConfig fields).
+LLADA_GENERATE_SETTINGS = frozenset({
+    "steps", "gen_length", "block_length", "temperature", "cfg_scale", "remasking",
+    "logits_eos_inf", "confidence_eos_eot_inf", "decoding", "threshold", "cache", "early_exit"})
+#: LLaDA's estimator settings (``evalsuite.loglikelihood`` keywords; knob names).
+LLADA_LIKELIHOOD_SETTINGS = frozenset({"mc_num", "mc_batch_size", "cfg_scale", "estimator",
+                                       "target_se"})
+#: Dream's own sampler names (``gen_length`` is Dream's ``max_new_tokens``).
+DREAM_GENERATE_SETTINGS = frozenset({
+    "steps", "gen_length", "temperature", "alg", "alg_temp", "top_p", "top_k",
+    "batch_schedule", "early_exit"})
+DREAM_LIKELIHOOD_SETTINGS = frozenset({"mc_num", "mc_batch_size", "cfg_scale", "estimator",
+                                       "nll_type"})
 
 
 @dataclass(frozen=True)
@@ -40,6 +61,31 @@ class FamilySpec:
     """One line for ``evalsuite models`` and error messages."""
     load_network: str
     """``module:function`` building the network: ``(ckpt_dir, *, dtype, device) -> nn.Module``."""
+    network_class: str = "evalsuite.models.llada:LLaDAModel"
+    """``module:Class`` of the network (recognises a bare network given to the API)."""
+    generate_settings: frozenset[str] = LLADA_GENERATE_SETTINGS
+    """Knobs of its sampler (``evalsuite.generate`` keywords)."""
+    likelihood_settings: frozenset[str] = LLADA_LIKELIHOOD_SETTINGS
+    """Knobs of its likelihood (``evalsuite.loglikelihood`` keywords)."""
+    logit_shift: int = 0
+    """Position i is predicted by the output at ``i - logit_shift`` (Dream: 1)."""
+    estimate: str = "evalsuite.families.llada:estimate"
+    """``module:function``: the batched likelihood of the engine,
+    ``(network, pairs, *, config, tokens, generators, max_rows) -> list[LikelihoodResult]``."""
+    sampler_defaults: Mapping[str, Any] = field(default_factory=dict)
+    """Sampler knob values below every task/user setting (Dream: ``alg`` entropy)."""
+    estimator_defaults: Mapping[str, Any] = field(default_factory=dict)
+    """Estimator knob values below every task/user setting (Dream: ``mc_batch_size`` 32, the
+    largest divisor of ``mc_num`` up to it when not given, as Dream's eval wrapper batches)."""
+    paper_table: bool = True
+    """Whether the per-task settings table of :mod:`evalsuite.tasks.settings` (LLaDA's
+    published protocol) applies to this family."""
+    rolling: bool = True
+    """Whether the family's protocol has a rolling (perplexity) likelihood."""
+
+    def settings(self) -> frozenset[str]:
+        """Every setting of the family (knob names of :mod:`evalsuite.settings.knobs`)."""
+        return self.generate_settings | self.likelihood_settings
 
     def resolve(self, attribute: str) -> Callable[..., Any]:
         """Import and return the callable named by the ``module:function`` field ``attribute``."""
@@ -54,7 +100,73 @@ FAMILIES: tuple[FamilySpec, ...] = (
         description="LLaDA 8B Base/Instruct, LLaDA 1.5, iLLaDA (ML-GSAI/LLaDA)",
         load_network="evalsuite.models.checkpoint:load_llada_network",
     ),
+    FamilySpec(
+        name="dream",
+        model_types=frozenset({"dream"}),
+        description="Dream 7B Base/Instruct (Dream-org/Dream-v0-*-7B; DreamLM/Dream)",
+        load_network="evalsuite.families.dream.checkpoint:load_dream_network",
+        network_class="evalsuite.families.dream.network:DreamModel",
+        generate_settings=DREAM_GENERATE_SETTINGS,
+        likelihood_settings=DREAM_LIKELIHOOD_SETTINGS,
+        logit_shift=1,
+        estimate="evalsuite.families.dream.protocol:estimate",
+        sampler_defaults={"alg": "entropy"},
+        estimator_defaults={"mc_batch_size": 32},
+        paper_table=False,
+        rolling=False,
+    ),
 )
+
+
+def check_settings(family: FamilySpec, names: Iterable[str], kind: str = "any",
+                   where: str = "settings") -> None:
+    """Refuse a setting ``family`` does not have (another family's, or unknown).
+
+    ``kind``: ``generate``, ``loglikelihood`` or ``any`` (either; names as knobs). Raises
+    :class:`ConfigError` naming the setting, the architecture, the valid names and, when
+    another family has the setting, that family."""
+    if kind == "generate":
+        valid = family.generate_settings
+    elif kind == "loglikelihood":
+        valid = family.likelihood_settings
+    else:
+        valid = family.settings()
+    for name in names:
+        if name in valid:
+            continue
+        owners = [f.name for f in FAMILIES if f is not family and
+                  (name in f.generate_settings or name in f.likelihood_settings
+                   or name in f.settings())]
+        owned = f"; it is a setting of {', '.join(owners)} models" if owners else ""
+        label = {"generate": "generation ", "loglikelihood": "likelihood "}.get(kind, "")
+        raise ConfigError(
+            f"{name!r} ({where}) is not a {label}setting of the {family.name} architecture "
+            f"(model_type {', '.join(sorted(family.model_types))}){owned}. Valid {label}settings "
+            f"for {family.name}: {', '.join(sorted(valid))}")
+
+
+def architecture_of(path_or_hub_id: str) -> FamilySpec | None:
+    """The family of a local checkpoint directory (or a cached hub snapshot) from its
+    ``config.json`` alone; None when there is no local config to read."""
+    path = Path(path_or_hub_id).expanduser()
+    if not (path / "config.json").is_file():
+        from evalsuite.family import cached_hub_dir
+
+        cached = cached_hub_dir(path_or_hub_id) if path_or_hub_id.count("/") == 1 else None
+        if cached is None or not (cached / "config.json").is_file():
+            return None
+        path = cached
+    return detect_family(read_config(path), source=str(path / "config.json"))
+
+
+def family_of_network(network: object) -> FamilySpec:
+    """The family whose ``network_class`` built ``network`` (LLaDA when none matches)."""
+    cls = type(network)
+    for family in FAMILIES:
+        module, _, name = family.network_class.partition(":")
+        if cls.__module__ == module and cls.__name__ == name:
+            return family
+    return FAMILIES[0]
 
 
 def supported_model_types() -> list[str]:

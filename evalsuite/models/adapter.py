@@ -116,7 +116,8 @@ def abandon_process_group() -> None:
 
 
 class LLaDAEvalModel(LM):
-    """lm-eval ``LM`` for LLaDA-family checkpoints (``--model llada``)."""
+    """lm-eval ``LM`` for the native diffusion families (``--model llada``): LLaDA and Dream,
+    dispatched on the checkpoint's ``config.json``."""
 
     def __init__(
         self,
@@ -153,9 +154,19 @@ class LLaDAEvalModel(LM):
         values = parse_knobs(overrides, settings_source)
         self.overrides = values
         settings = Overrides(values, settings_source)
-        validate_overrides(settings)
+        from evalsuite.families import FAMILIES, architecture_of, check_settings
+        from evalsuite.presets import PRESETS
+
+        # the architecture from config.json alone (a local directory or a preset's), so that
+        # settings are refused before the name is resolved or anything loads
+        where = PRESETS[pretrained].hub_id if pretrained in PRESETS else pretrained
+        guessed = architecture_of(where) or FAMILIES[0]
+        check_settings(guessed, values, where=settings_source)
+        validate_overrides(settings, guessed.name)
         self.preset = resolve_model(pretrained, family=family, dtype=dtype, revision=revision)  # type: ignore[arg-type]
         self.family = self.preset.family
+        self.architecture = architecture_of(self.preset.hub_id) or guessed
+        check_settings(self.architecture, values, where=settings_source)
         self.batch_size = int(batch_size) if str(batch_size) != "auto" else 8
         self.max_length = int(max_length)
         self.seed = int(seed)
@@ -179,6 +190,7 @@ class LLaDAEvalModel(LM):
             tokenizer_loader=lambda: _read_tokenizer(preset.hub_id, preset.revision),
             request_cache=rcache.open_cache(request_cache),
             planned=planned,
+            architecture=self.architecture.name,
         )
         self._checkpoint: dict[str, Any] | None = None
         self.request_stats: dict[tuple[str | None, int | None], dict[str, Any]] = defaultdict(

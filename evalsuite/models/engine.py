@@ -99,9 +99,11 @@ class TaskSettings:
 
     config: SamplerConfig | EstimatorConfig
     provenance: Provenance
+    architecture: str | None = None
+    """The model family whose knobs are recorded (None: read from the config)."""
 
     def record(self) -> dict[str, Any]:
-        return settings_record(self.config)
+        return settings_record(self.config, self.architecture)
 
 
 class DiffusionEngine:
@@ -122,7 +124,12 @@ class DiffusionEngine:
         tokenizer_loader: Callable[[], Any] | None = None,
         request_cache: rcache.RequestCache | None = None,
         planned: Mapping[str, TaskSettings] | None = None,
+        architecture: str = "llada",
     ) -> None:
+        from evalsuite.families import family_named
+
+        self.architecture = family_named(architecture)
+        """The model family (:mod:`evalsuite.families`): its settings, estimator and sampler."""
         self._loader = loader
         self._tokenizer_loader = tokenizer_loader
         self._model: Any | None = None
@@ -158,6 +165,12 @@ class DiffusionEngine:
         """The :class:`~evalsuite.models.loader.DiffusionLM` (loaded on first access)."""
         if self._model is None:
             self._model = self._loader()
+            loaded = getattr(self._model, "family", None)
+            if loaded is not None and loaded.name != self.architecture.name:
+                raise ConfigError(
+                    f"{self._model.checkpoint_dir}: config.json is a {loaded.name} model but the "
+                    f"settings were resolved for {self.architecture.name}; pass a local "
+                    "checkpoint directory so its architecture is read before loading")
             if self._model.tokenizer is None:
                 raise ConfigError(
                     f"{self._model.checkpoint_dir}: no tokenizer files; lm-eval needs text in "
@@ -208,7 +221,8 @@ class DiffusionEngine:
                 ) -> tuple[rcache.Lookup, dict[Any, list[int]]]:
         """Fill ``out`` with the answers found in the request cache (built by ``make``) and
         group the indices of the missing requests by their settings."""
-        lookup = self._lookup(kind, payloads, [settings_record(r.config) for r in requests],
+        arch = self.architecture.name
+        lookup = self._lookup(kind, payloads, [settings_record(r.config, arch) for r in requests],
                               [r.repeat for r in requests])
         for i, answer in lookup.hits.items():
             out[i] = make(i, answer)
@@ -227,7 +241,8 @@ class DiffusionEngine:
         key = (task, tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
         if key not in self._resolved:
             self._resolved[key] = resolve(task, self.family, kwargs, self.overrides,
-                                          use_paper_table=self.use_task_settings)
+                                          use_paper_table=self.use_task_settings,
+                                          architecture=self.architecture.name)
         config, provenance = self._resolved[key]
         for name, value in provenance.ignored_gen_kwargs.items():
             if (task.name, name) not in self._warned:
@@ -238,7 +253,8 @@ class DiffusionEngine:
             plan = self.planned.get(task.name)
             if plan is not None and plan.config == config:
                 provenance = plan.provenance
-            self.task_settings.setdefault(task.name, TaskSettings(config, provenance))
+            self.task_settings.setdefault(task.name, TaskSettings(config, provenance,
+                                                                  self.architecture.name))
         return config
 
     # ----- helpers -------------------------------------------------------------------------
@@ -279,15 +295,15 @@ class DiffusionEngine:
     def generation_seed(self, req: GenerationRequest) -> int:
         # early_exit changes no draw (an exited row keeps the tokens it would have had), so it
         # stays out of the seed: on and off sample the same noise
-        settings = tuple(sorted((k, v) for k, v in req.config.as_dict().items()
+        record = settings_record(req.config, self.architecture.name)
+        settings = tuple(sorted((k, v) for k, v in record.items()
                                 if k not in SEED_NEUTRAL_SETTINGS))
         return request_seed(self.seed, req.context, settings, *self._seed_parts(req.repeat))
 
     # ----- loglikelihood -------------------------------------------------------------------
     def loglikelihood(self, requests: Sequence[LikelihoodRequest],
                       progress: Callable[[int, int], None] | None = None) -> list[LikelihoodOutput]:
-        from evalsuite.diffusion.likelihood import estimate_loglikelihood
-
+        estimate = self.architecture.resolve("estimate")
         if not requests:
             return []
         out: list[LikelihoodOutput | None] = [None] * len(requests)
@@ -310,9 +326,8 @@ class DiffusionEngine:
                 pairs = [(torch.tensor(encoded[i][0]), torch.tensor(encoded[i][1])) for i in chunk]
                 gens = [torch.Generator().manual_seed(self.likelihood_seed(requests[i]))
                         for i in chunk]
-                return estimate_loglikelihood(model.network, pairs, config=config,
-                                              mask_id=model.tokens.mask_id, generators=gens,
-                                              max_rows=max(1, self.max_rows >> level))
+                return estimate(model.network, pairs, config=config, tokens=model.tokens,
+                                generators=gens, max_rows=max(1, self.max_rows >> level))
 
             def done(chunk: Sequence[int], results: Sequence[Any]) -> None:
                 seconds = (time.perf_counter() - t0[0]) / len(chunk)
@@ -339,6 +354,10 @@ class DiffusionEngine:
 
         if not requests:
             return []
+        if not self.architecture.rolling:
+            raise ConfigError(f"loglikelihood_rolling (perplexity tasks) is not part of the "
+                              f"{self.architecture.name} protocol; choose a likelihood or "
+                              "generation task")
         out: list[RollingOutput | None] = [None] * len(requests)
         # answered requests come from the request cache (resume), like the other two kinds
         lookup, _groups = self._cached(
@@ -496,6 +515,7 @@ class DiffusionEngine:
             mask.to(self.device) if len(prompts) > 1 else None, config=config,
             mask_id=tokens.mask_id, eos_id=tokens.eos_id, eot_id=tokens.eot_id, generator=gens,
             stop=rules, batch_size=slots or self.batch_size, on_finish=row_done,
+            logit_shift=self.architecture.logit_shift,
         )
         final = [t if t is not None else text_of(row, generated, exited)
                  for row, (t, generated, exited)

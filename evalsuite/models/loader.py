@@ -1,4 +1,5 @@
-"""``load_model``: a LLaDA-family checkpoint plus its tokenizer and special tokens."""
+"""``load_model``: a native diffusion checkpoint (any registered family) plus its tokenizer
+and special tokens."""
 
 from __future__ import annotations
 

@@ -25,6 +25,9 @@ Remasking = Literal["low_confidence", "random"]
 Decoding = Literal["schedule", "threshold"]
 Cache = Literal["none", "prefix", "dual"]
 Estimator = Literal["auto", "stratified", "reference"]
+Alg = Literal["origin", "maskgit_plus", "topk_margin", "entropy"]
+BatchSchedule = Literal["per_row", "batch_mean"]
+NllType = Literal["mc", "ar_ftb"]
 
 
 DEFAULT_LENGTH = 256
@@ -69,6 +72,28 @@ class SamplerConfig:
     position up to the caller's cut (first stop string, EOS or EoT) is committed, and give its
     batch slot to a waiting request. Committed tokens are never remasked, so the returned
     answer is the same as with ``off``; only forward passes are saved."""
+    alg: Alg | None = None
+    """Dream's sampler (``diffusion_generate``): its timestep schedule (``linspace(1, 1e-3,
+    steps + 1)``, ``int(n_masked * (1 - s / t))`` tokens per step, all on the last) and its
+    commit rule: ``origin`` (each mask transfers with probability ``1 - s / t``, random),
+    ``maskgit_plus`` (top probability), ``topk_margin`` (top-1 minus top-2 probability) or
+    ``entropy`` (negative entropy). Unset: LLaDA's linear block schedule and ``remasking``.
+    Dream models only."""
+    alg_temp: float = knob(0.0, NON_NEGATIVE)
+    """Dream: 0 commits the most confident positions; above 0 draws them from
+    ``softmax(confidence / alg_temp)`` (random)."""
+    top_p: float | None = knob(None, PROBABILITY)
+    """Dream: nucleus filter (0, 1] applied to the logits before the token choice and the
+    confidence, also at temperature 0 (as Dream does). Unset: no filter."""
+    top_k: int | None = knob(None, Rule(integer=True, low=0, low_open=True, example=50))
+    """Dream: keep the ``top_k`` largest logits before the token choice and the confidence.
+    Unset: no filter."""
+    batch_schedule: BatchSchedule = "per_row"
+    """Dream: how many tokens a row commits per step. ``per_row`` (default): from the row's
+    own masked count, so a row's output never depends on its batch-mates (each row is its
+    official batch-of-one run). ``batch_mean``: Dream's official batched code, which uses the
+    MEAN masked count of the batch, so a row can depend on the rows it was batched with; it
+    reproduces the official code's padded batches token for token and turns early exit off."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "early_exit", parse_on_off(self.early_exit, "early_exit"))
@@ -133,6 +158,11 @@ class EstimatorConfig:
     target_se: float | None = knob(None, POSITIVE)
     """Adaptive stopping: spend rows in rounds until the standard error is at most this (in
     nats), ``mc_num`` rows at most. None: always ``mc_num`` rows."""
+    nll_type: NllType = "mc"
+    """Dream's likelihood: ``mc`` (its Monte Carlo estimator; under ``auto`` its exact
+    expectation by enumeration when ``2^n - 1 <= mc_num``, else count strata) or ``ar_ftb``
+    (Dream's deterministic left-to-right unmasking, one pass per answer token plus EOS).
+    Dream models only."""
 
     def __post_init__(self) -> None:
         check_config(self, "estimator")
@@ -145,5 +175,6 @@ class EstimatorConfig:
 
 
 __all__ = ["DEFAULT_LENGTH", "DEFAULT_MC_BATCH_SIZE", "NON_NEGATIVE", "ON_OFF_TEXT", "POSITIVE",
-           "POSITIVE_INT", "PROBABILITY", "Cache", "Decoding", "Estimator", "EstimatorConfig",
-           "Remasking", "Rule", "SamplerConfig", "knob", "parse_on_off"]
+           "POSITIVE_INT", "PROBABILITY", "Alg", "BatchSchedule", "Cache", "Decoding",
+           "Estimator", "EstimatorConfig", "NllType", "Remasking", "Rule", "SamplerConfig",
+           "knob", "parse_on_off"]

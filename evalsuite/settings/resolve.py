@@ -6,7 +6,8 @@ weight loads, and by the lm-eval adapter for every request, so that a run and a 
 
 * Precedence, highest first: the CLI or ``model_args`` (``overrides``), lm-eval's
   ``--gen_kwargs``, the task YAML's ``generation_kwargs``, the paper's per-task table
-  (:mod:`evalsuite.settings.paper`, looked up by exact task name), the defaults
+  (:mod:`evalsuite.settings.paper`, looked up by exact task name), the model family's
+  defaults (:class:`evalsuite.families.FamilySpec`, Dream's ``alg``), the defaults
   (:mod:`evalsuite.settings.config`).
 * ``max_gen_toks`` in the generation kwargs is ``gen_length`` unless ``gen_length`` is set by
   the same or a higher layer; ``do_sample: false`` is temperature 0, ``do_sample: true``
@@ -18,7 +19,7 @@ weight loads, and by the lm-eval adapter for every request, so that a run and a 
   length (else the largest divisor below it) and keeps its steps per token (rounded to a
   multiple of the number of blocks).
 * The estimator's ``mc_batch_size`` is derived (largest divisor of ``mc_num`` up to the
-  default 16) unless given; a given one that does not divide ``mc_num`` is an error.
+  family's default: 16, Dream 32) unless given; a given one that does not divide ``mc_num`` is an error.
 * Invalid values and combinations raise :class:`~evalsuite.errors.ConfigError` naming the
   values, where each came from and the fix (:mod:`evalsuite.settings.validate`, the one
   validator).
@@ -37,7 +38,6 @@ from typing import Any, Final, Literal
 from evalsuite.settings import validate
 from evalsuite.settings.config import (
     DEFAULT_LENGTH,
-    DEFAULT_MC_BATCH_SIZE,
     EstimatorConfig,
     SamplerConfig,
 )
@@ -115,6 +115,7 @@ def resolve(
     user_gen_kwargs: Mapping[str, Any] | None = None,
     gen_kwargs_source: Literal["yaml", "gen_kwargs"] = "yaml",
     use_paper_table: bool = True,
+    architecture: str = "llada",
 ) -> tuple[Config, Provenance]:
     """Settings for one task (or request) and their provenance.
 
@@ -123,22 +124,29 @@ def resolve(
     request's, which already include ``--gen_kwargs``; pass ``gen_kwargs_source="gen_kwargs"``
     to label them so). ``user_gen_kwargs``: lm-eval's ``--gen_kwargs`` when known separately.
     ``overrides``: the CLI's or model_args' typed knob values.
+    ``architecture``: the model family (:mod:`evalsuite.families`); a generation kwarg that is
+    a sampler knob of another family only (``top_p`` for LLaDA) is recorded as ignored.
     Raises :class:`ConfigError` for invalid combinations.
     """
     info = task if isinstance(task, TaskInfo) else TaskInfo(task)
     over = overrides if isinstance(overrides, Overrides) else Overrides(dict(overrides or {}))
-    table = _paper_table(info.name, family) if use_paper_table else {}
+    from evalsuite.families import family_named
+
+    spec = family_named(architecture)
+    table = _paper_table(info.name, family) if use_paper_table and spec.paper_table else {}
     if is_generation(info):
-        layers: list[tuple[Source, Mapping[str, Any]]] = [("paper_table", table)]
+        layers: list[tuple[Source, Mapping[str, Any]]] = [("default", spec.sampler_defaults),
+                                                          ("paper_table", table)]
         ignored: dict[str, Any] = {}
         for source, kwargs in ((gen_kwargs_source, task_generation_kwargs or {}),
                                ("gen_kwargs", user_gen_kwargs or {})):
-            honoured, dropped = _from_gen_kwargs(kwargs, source)
+            honoured, dropped = _from_gen_kwargs(kwargs, source, architecture)
             layers.append((source, honoured))
             ignored.update(dropped)
         layers.append((over.source, _own(over.values, "sampler")))
         return _resolve_sampler(layers, ignored, over.source)
-    layers = [("paper_table", table), (over.source, _own(over.values, "estimator"))]
+    layers = [("default", spec.estimator_defaults), ("paper_table", table),
+              (over.source, _own(over.values, "estimator"))]
     return _resolve_estimator(layers, over.source)
 
 
@@ -155,13 +163,17 @@ def _own(values: Mapping[str, Any], owner: Owner) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in mine and v is not None}
 
 
-def _from_gen_kwargs(kwargs: Mapping[str, Any], source: Source) -> tuple[dict[str, Any], dict[str, Any]]:
+def _from_gen_kwargs(kwargs: Mapping[str, Any], source: Source, architecture: str = "llada"
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(sampler knobs set by lm-eval generation kwargs, kwargs the sampler cannot honour)."""
+    from evalsuite.families import family_named
+
     sampler = knobs_of("sampler")
+    own = family_named(architecture).settings()
     honoured: dict[str, Any] = {}
     ignored: dict[str, Any] = {}
     for key, value in kwargs.items():
-        if key in sampler:
+        if key in sampler and key in own:
             honoured[key] = sampler[key].parse(value, f"{source} generation kwarg")
         elif key not in HONOURED_GEN_KWARGS:
             ignored[key] = value  # top_p, top_k, ... and estimator knobs (mc_num)
@@ -280,38 +292,54 @@ def _resolve_estimator(layers: list[tuple[Source, Mapping[str, Any]]],
         validate.check_value(mine[key], values[key], sources[key], fix)
     mc_num = values["mc_num"]
     if sources["mc_batch_size"] == "default":
-        batch = max(d for d in range(1, min(DEFAULT_MC_BATCH_SIZE, mc_num) + 1) if mc_num % d == 0)
+        limit = values["mc_batch_size"]  # the family's default (LLaDA: DEFAULT_MC_BATCH_SIZE)
+        batch = max(d for d in range(1, min(limit, mc_num) + 1) if mc_num % d == 0)
         if batch != values["mc_batch_size"]:
             values["mc_batch_size"] = batch
             sources["mc_batch_size"] = "derived"
             notes.append(f"mc_batch_size {batch}: the largest divisor of mc_num {mc_num} "
-                         f"up to {DEFAULT_MC_BATCH_SIZE}")
+                         f"up to {limit}")
     validate.check("estimator", mine, values, sources, fix)
     return build("estimator", values), Provenance(MappingProxyType(sources),  # type: ignore[return-value]
                                                   MappingProxyType({}), tuple(notes))
 
 
-def validate_overrides(overrides: Overrides) -> None:
+def validate_overrides(overrides: Overrides, architecture: str = "llada") -> None:
     """Check the overrides on their own, before any task is known or anything loads: each value
     against its rule, the lengths, steps and blocks when ``gen_length`` is given (a task may
-    supply it otherwise), the estimator always. Raises :class:`ConfigError` like
-    :func:`resolve`."""
+    supply it otherwise), the estimator always, with the defaults of the model family
+    ``architecture``. Raises :class:`ConfigError` like :func:`resolve`."""
     values = overrides.values
     registry = knobs()
     for key, value in values.items():
         validate.check_value(registry[key], value, overrides.source, overrides.source)
     if "gen_length" in values:
-        resolve(TaskInfo(None, "generate_until"), "base", {}, overrides)
+        resolve(TaskInfo(None, "generate_until"), "base", {}, overrides,
+                architecture=architecture)
     else:  # the other sampler knobs, at the default lengths
         rest = {k: v for k, v in values.items() if k not in _LENGTH_KEYS}
-        resolve(TaskInfo(None, "generate_until"), "base", {}, Overrides(rest, overrides.source))
-    resolve(TaskInfo(None, "loglikelihood"), "base", {}, overrides)
+        resolve(TaskInfo(None, "generate_until"), "base", {}, Overrides(rest, overrides.source),
+                architecture=architecture)
+    resolve(TaskInfo(None, "loglikelihood"), "base", {}, overrides, architecture=architecture)
 
 
-def settings_record(config: Config) -> dict[str, Any]:
-    """What the run record stores as a task's settings: every knob under its registry name
-    (the estimator's batch size as ``mc_batch_size``, not the run's ``batch_size``)."""
-    return record_of(config)
+def settings_record(config: Config, architecture: str | None = None) -> dict[str, Any]:
+    """What the run record and the request-cache key store as a task's settings: every knob
+    of the family ``architecture`` for this config's side (its sampler's or its likelihood's)
+    under its registry name (the estimator's batch size as
+    ``mc_batch_size``, not the run's ``batch_size``). Another family's knobs are left out, so
+    a LLaDA record, its request-cache keys and its seeds do not change with Dream's knobs and
+    a Dream record does not carry LLaDA's ``remasking``. ``architecture`` None: Dream when the
+    config uses Dream's sampler (``alg``) or ``nll_type`` ``ar_ftb``, else LLaDA."""
+    from evalsuite.families import family_named
+
+    if architecture is None:
+        dream = (config.alg is not None if isinstance(config, SamplerConfig)
+                 else config.nll_type != "mc")
+        architecture = "dream" if dream else "llada"
+    spec = family_named(architecture)
+    own = spec.generate_settings if isinstance(config, SamplerConfig) else spec.likelihood_settings
+    return {k: v for k, v in record_of(config).items() if k in own}
 
 
 def describe(config: Config, provenance: Provenance) -> str:

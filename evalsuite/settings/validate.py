@@ -109,6 +109,10 @@ def _check_sampler(values: Mapping[str, Any], named: _Named, fix: str) -> None:
             f"{named('steps')} is not divisible by the number of blocks {blocks} (gen_length "
             f"{gen} / block_length {block}); use a multiple of {blocks}, e.g. "
             f"{where(fix, 'steps', max(blocks, steps // blocks * blocks))}")
+    if values.get("alg") is not None or any(
+            values.get(k, d) != d for k, d in _DREAM_UNUSED.items()):
+        _check_dream_sampler(values, named, fix)
+        return
     if values["decoding"] == "schedule" and steps > gen:
         raise ConfigError(
             f"{named('steps')} is more than {named('gen_length')}: every step commits at least "
@@ -119,6 +123,39 @@ def _check_sampler(values: Mapping[str, Any], named: _Named, fix: str) -> None:
             f"{named('decoding')} needs remasking='low_confidence' (it thresholds the model's "
             f"confidence), got {named('remasking')}; pass "
             f"{where(fix, 'remasking', 'low_confidence')}")
+
+
+#: Dream's sampler knobs (other than ``alg``) and their values when LLaDA's sampler runs.
+_DREAM_UNUSED: dict[str, Any] = {"alg_temp": 0.0, "top_p": None, "top_k": None,
+                                 "batch_schedule": "per_row"}
+#: LLaDA's sampler knobs and the only value Dream's sampler accepts for each.
+_LLADA_ONLY: dict[str, Any] = {"decoding": "schedule", "cache": "none",
+                               "remasking": "low_confidence", "logits_eos_inf": False,
+                               "confidence_eos_eot_inf": False}
+ALG_CHOICES: tuple[str, ...] = ("origin", "maskgit_plus", "topk_margin", "entropy")
+
+
+def _check_dream_sampler(values: Mapping[str, Any], named: _Named, fix: str) -> None:
+    """Dream's sampler (``alg`` set) and the knobs that go with it: they need ``alg``, and
+    LLaDA's own knobs keep their neutral values (Dream's loop has no blocks, no remasking rule,
+    no threshold decoding and no cache)."""
+    if values.get("alg") is None:
+        name = next(k for k, d in _DREAM_UNUSED.items() if values.get(k, d) != d)
+        raise ConfigError(
+            f"{named(name)} is a setting of Dream's sampler and needs alg; LLaDA's sampler has "
+            f"no such setting: pass {where(fix, 'alg', 'entropy')} (one of "
+            f"{', '.join(ALG_CHOICES)}) on a Dream model, or drop {name}")
+    if values["block_length"] != values["gen_length"]:
+        raise ConfigError(
+            f"{named('block_length')} with {named('alg')} (Dream's sampler) has no blocks: "
+            f"block_length must equal {named('gen_length')}; pass "
+            f"{where(fix, 'block_length', values['gen_length'])} or leave it unset")
+    for name, plain in _LLADA_ONLY.items():
+        if name in values and values[name] != plain:
+            raise ConfigError(
+                f"{named(name)} is a LLaDA setting; Dream's sampler (alg {values['alg']!r}) needs "
+                f"{name} {_show(plain)}: pass {where(fix, name, plain if not isinstance(plain, bool) else 'off')} "
+                "or leave it unset")
 
 
 def _check_estimator(values: Mapping[str, Any], named: _Named, fix: str) -> None:
