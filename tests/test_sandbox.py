@@ -242,7 +242,7 @@ def test_run_record_names_the_isolation_of_code_tasks(tmp_path: Path) -> None:
     code = plan(RunSpec(model="llada-tiny", tasks=("humaneval",), data_dir=data,
                         allow_code_execution=True, limit=1))
     record = _sandbox_record(code)
-    assert record is not None and record["tasks"] == ["llada_humaneval"]
-    assert record["isolation"] == sandbox_info().isolation and record["network"]
+    assert record is not None and record.tasks == ("llada_humaneval",)
+    assert record.isolation["isolation"] == sandbox_info().isolation and record.isolation["network"]
     plain = plan(RunSpec(model="llada-tiny", tasks=("gsm8k",), data_dir=data, limit=1))
     assert _sandbox_record(plain) is None
