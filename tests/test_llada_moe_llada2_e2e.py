@@ -276,3 +276,18 @@ def test_cli_process_exits_2_on_a_partial_last_block(tmp_path):
     assert "gen_length 40 (from cli) is not a multiple of block_length 32 (from default)" \
         in proc.stderr and "--gen-length 32" in proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--threshold", "1.5"], "threshold 1.5 (from cli) must be in (0, 1]"),
+    (["--remasking", "random"], "not a setting of the llada2 architecture"),
+])
+def test_preset_settings_refused_before_any_download(tmp_path, capsys, flags, needle):
+    """llada2-mini's architecture is the preset's: its settings are refused (exit 2) with the
+    hub unreachable and nothing downloaded."""
+    from evalsuite.cli import main
+
+    code = main(["run", "--model", "llada2-mini", "--tasks", "tiny_qa_gen", "--include-path",
+                 TASKS, "--output", str(tmp_path), "--no-cache", *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err, err
