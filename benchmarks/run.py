@@ -12,6 +12,9 @@ outputs; approximate modes report their agreement.
   and agreement.
 - Likelihood (benchmarks/likelihood_bench.py, when present): requests/s at equal precision,
   forward passes, the estimator's standard-deviation ratio.
+- LLaDA2 (benchmarks/llada2_cache_bench.py): the exact block KV cache against the official
+  full-recompute algorithm, forward FLOPs and wall time, on a random network with
+  LLaDA2-mini's proportions (tokens asserted identical).
 - On a CUDA device (full runs only): a random full-size LLaDA-8B in bf16
   (benchmarks/llada8b_speed.py): tokens/s at batch 1, 8 and 32, likelihood requests/s, peak
   memory and the fraction of the device's bf16 peak.
@@ -140,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("\nlikelihood")
         result["likelihood"] = likelihood.run_likelihood_bench(quick=args.quick)
+    llada2 = _module("llada2_cache_bench")
+    if llada2 is not None:
+        print("\nLLaDA2 block KV cache")
+        result["llada2_cache"] = llada2.run(quick=args.quick)
     if torch.cuda.is_available() and not args.quick:
         print("\nCUDA: random full-size LLaDA-8B, bf16")
         result["llada8b_cuda"] = cuda_llada8b(args.json.with_name("bench_llada8b.json"))

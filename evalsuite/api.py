@@ -5,9 +5,12 @@ the settings registry (:mod:`evalsuite.settings.knobs`) that the family has, as 
 arguments: ``generate`` the sampler's (LLaDA ``gen_length``, ``steps``, ``block_length``,
 ``temperature``, ``remasking``, ``decoding``, ``threshold``, ``cache``, ``early_exit``, ...;
 Dream ``steps``, ``gen_length`` (its ``max_new_tokens``), ``alg``, ``alg_temp``,
-``temperature``, ``top_p``, ``top_k``, ``batch_schedule``, ``early_exit``),
+``temperature``, ``top_p``, ``top_k``, ``batch_schedule``, ``early_exit``; LLaDA2
+``gen_length``, ``block_length``, ``steps`` per block, ``threshold``, ``minimal_topk``,
+``eos_early_stop``, ``temperature``, ``top_p``, ``top_k``, ``cache`` exact or none),
 ``loglikelihood`` the estimator's (``mc_num``, ``mc_batch_size``, ``cfg_scale``,
-``estimator``; LLaDA ``target_se``, Dream ``nll_type``). They are checked and completed by
+``estimator``; LLaDA ``target_se``, Dream ``nll_type``; LLaDA2 ``mc_num``,
+``mc_batch_size``, ``block_length``). They are checked and completed by
 the same resolver as the CLI and ``model_args`` (source ``argument``, without a task's paper
 table, with the family's defaults): a ``gen_length`` alone gives pure diffusion at that
 length, an unknown name is refused with the closest knob names, and a setting of another
@@ -23,7 +26,7 @@ from typing import Any
 import torch
 
 from evalsuite.diffusion.likelihood import LikelihoodResult
-from evalsuite.diffusion.sampler import GenerationResult, Generators, diffusion_generate
+from evalsuite.diffusion.sampler import GenerationResult, Generators
 from evalsuite.errors import ConfigError
 from evalsuite.families import FamilySpec, check_settings, family_of_network
 from evalsuite.models.loader import DiffusionLM
@@ -97,9 +100,10 @@ def generate(
             attention_mask = attention_mask[None]
     if generator is None:
         generator = _generator(seed, network.device)
-    return diffusion_generate(network, input_ids, attention_mask, config=config,
-                              mask_id=tokens.mask_id, eos_id=tokens.eos_id, eot_id=tokens.eot_id,
-                              generator=generator, logit_shift=family.logit_shift)
+    sample = family.resolve("sample")
+    return sample(network, input_ids, attention_mask, config=config, mask_id=tokens.mask_id,
+                  eos_id=tokens.eos_id, eot_id=tokens.eot_id, generator=generator,
+                  logit_shift=family.logit_shift)
 
 
 def loglikelihood(

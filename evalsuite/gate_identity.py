@@ -103,6 +103,7 @@ def run_context(run: Run) -> dict[str, str]:
     sha = r.checkpoint.sha256 if r.checkpoint is not None else None
     out = {
         "model.resolved_id": r.model.resolved_id,
+        "model.architecture": str(r.model.architecture),
         "model.revision": str(r.model.revision),
         "model.dtype": str(r.model.dtype),
         "model.checkpoint_sha256": str(sha),

@@ -46,6 +46,10 @@ class ModelPreset:
     description: str = ""
     family_reason: str = "preset"
     """Why ``family`` was chosen (:mod:`evalsuite.family`): preset, flag or tokenizer."""
+    architecture: str | None = None
+    """The model family (:mod:`evalsuite.families`: ``llada``, ``dream``) when it is known
+    before ``config.json`` can be read (a hub preset whose weights are not downloaded yet);
+    None: read from ``config.json``."""
 
     def as_dict(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -62,9 +66,29 @@ PRESETS: dict[str, ModelPreset] = {
                     description="LLaDA 8B Base (MIT)"),
         _instruct("llada-8b-instruct", "llada", "GSAI-ML/LLaDA-8B-Instruct", "LLaDA 8B Instruct"),
         _instruct("llada-1.5", "llada", "GSAI-ML/LLaDA-1.5", "LLaDA 1.5 (VRPO-aligned Instruct)"),
+        ModelPreset("dream-7b", "llada", "Dream-org/Dream-v0-Base-7B", "base",
+                    architecture="dream", description="Dream 7B Base (Apache-2.0; Qwen2.5-7B "
+                    "initialised, bidirectional)"),
+        ModelPreset("dream-7b-instruct", "llada", "Dream-org/Dream-v0-Instruct-7B", "instruct",
+                    chat_template=True, architecture="dream",
+                    description="Dream 7B Instruct (chat template, <|im_end|> ends a turn)"),
         ModelPreset("illada-8b", "llada", "GSAI-ML/iLLaDA-8B-Base", "base",
                     description="iLLaDA 8B Base (GQA, tied embeddings; Apache-2.0)"),
         _instruct("illada-8b-instruct", "llada", "GSAI-ML/iLLaDA-8B-Instruct", "iLLaDA 8B Instruct"),
+        ModelPreset("llada-moe-7b-a1b", "llada", "inclusionAI/LLaDA-MoE-7B-A1B-Base", "base",
+                    architecture="llada_moe",
+                    description="LLaDA-MoE 7B-A1B Base (64 experts top-8; LLaDA's sampler, Eq. 6)"),
+        ModelPreset("llada-moe-7b-a1b-instruct", "llada", "inclusionAI/LLaDA-MoE-7B-A1B-Instruct",
+                    "instruct", chat_template=True, architecture="llada_moe",
+                    description="LLaDA-MoE 7B-A1B Instruct (dInfer's GSM8K settings)"),
+        ModelPreset("llada2-mini", "llada", "inclusionAI/LLaDA2.0-mini", "instruct",
+                    chat_template=True, architecture="llada2",
+                    description="LLaDA2.0 mini 16B MoE (block diffusion, exact block KV cache; "
+                    "Apache-2.0)"),
+        ModelPreset("llada2-flash", "llada", "inclusionAI/LLaDA2.0-flash", "instruct",
+                    chat_template=True, architecture="llada2",
+                    description="LLaDA2.0 flash 100B MoE (block diffusion, exact block KV cache; "
+                    "Apache-2.0)"),
         ModelPreset("llama3-8b", "hf", "meta-llama/Meta-Llama-3-8B", "base",
                     description="ARM baseline of Table 1"),
         _instruct("llama3-8b-instruct", "hf", "meta-llama/Meta-Llama-3-8B-Instruct", "ARM baseline"),
@@ -138,7 +162,10 @@ def _from_path_or_hub_id(name: str) -> ModelPreset:
                            chat_template=guessed_family == "instruct",
                            family_reason=decision.reason)
     if name.count("/") == 1 and not name.startswith((".", "/", "~")):
-        backend = "llada" if "llada" in name.lower() else "hf"
+        from evalsuite.families import architecture_named_in
+
+        named = architecture_named_in(name)
+        backend = "llada" if named is not None else "hf"
         return ModelPreset(name, backend, name, guessed_family,
                            chat_template=guessed_family == "instruct",
                            family_reason=decision.reason)

@@ -153,10 +153,9 @@ def plan(spec: RunSpec) -> Plan:
     if spec.batch_size <= 0:
         raise ConfigError(f"--batch-size must be a positive integer, got {spec.batch_size}")
     overrides = parse_knobs(dict(spec.overrides), "cli")
-    from evalsuite.families import FAMILIES, architecture_of, check_settings
+    from evalsuite.families import FAMILIES, architecture_of_preset, check_settings
 
-    architecture = (architecture_of(preset.hub_id) if preset.backend == "llada" else None) \
-        or FAMILIES[0]
+    architecture = architecture_of_preset(preset) if preset.backend == "llada" else FAMILIES[0]
     if preset.backend == "llada":
         check_settings(architecture, overrides, where="cli")
     validate_overrides(Overrides(overrides, "cli"), architecture.name)
@@ -200,7 +199,8 @@ def plan(spec: RunSpec) -> Plan:
     if spec.wandb_args is not None:
         _require_wandb()
     tm = _task_manager(spec)
-    tasks = _plan_settings(names, preset, spec, overrides, tm) if preset.backend == "llada" else ()
+    tasks = (_plan_settings(names, preset, spec, overrides, tm, architecture.name)
+             if preset.backend == "llada" else ())
     return Plan(spec, preset, tuple(names), tasks, tm, tuple(unsafe), architecture.name)
 
 
@@ -234,7 +234,8 @@ def _leaf_tasks(task_dict: Mapping[Any, Any]) -> list[Any]:
 
 
 def _plan_settings(names: list[str], preset: ModelPreset, spec: RunSpec,
-                   overrides: Mapping[str, Any], tm: Any) -> tuple[PlannedTask, ...]:
+                   overrides: Mapping[str, Any], tm: Any,
+                   architecture_name: str = "llada") -> tuple[PlannedTask, ...]:
     """Build every task (prompts, data: missing data fails in seconds, not after a 16 GB
     checkpoint has loaded), check the documents the run will use (:mod:`evalsuite.tasks.
     preflight`: no documents, empty answers) and resolve the settings of each leaf task."""
@@ -243,10 +244,6 @@ def _plan_settings(names: list[str], preset: ModelPreset, spec: RunSpec,
 
     planned: list[PlannedTask] = []
     over = Overrides(overrides, "cli")
-    from evalsuite.families import FAMILIES, architecture_of
-
-    architecture = (architecture_of(preset.hub_id) if preset.backend == "llada" else None) \
-        or FAMILIES[0]
     import warnings
 
     for name in names:
@@ -262,7 +259,7 @@ def _plan_settings(names: list[str], preset: ModelPreset, spec: RunSpec,
                 config, provenance = resolve(
                     TaskInfo(task_name, output_type), preset.family, gen_kwargs, over,
                     user_gen_kwargs=spec.gen_kwargs if output_type == "generate_until" else None,
-                    architecture=architecture.name)
+                    architecture=architecture_name)
             except ConfigError as exc:
                 raise ConfigError(f"task {task_name}: {exc}") from None
             planned.append(PlannedTask(task_name, output_type, config, provenance))
@@ -440,7 +437,8 @@ def run_facts(p: Plan, info: ModelFacts | None, stats: Mapping[Any, Mapping[str,
             preset=preset.name, backend=preset.backend, resolved_id=display_id(preset.hub_id),
             revision=preset.revision, dtype=preset.dtype, family=preset.family,
             chat_template=p.apply_chat_template,
-            special_tokens=dict(info.special_tokens) if info else {}),
+            special_tokens=dict(info.special_tokens) if info else {},
+            architecture=p.architecture if preset.backend == "llada" else None),
         seeds=Seeds(**_seeds(spec), request_seed_base=spec.seed,
                     request_seed_rule=REQUEST_SEED_RULE),
         device=info.device if info else _device_name(spec),

@@ -65,6 +65,8 @@ def test_simple_evaluate_runs_dream_likelihood_and_generation(task_manager):
         whole = tok(context + continuation)["input_ids"]
         ctx = tok(context)["input_ids"]
         cont = whole[len(ctx):]
+        assert ctx[0] != tok.bos_token_id  # the tokenizer adds none: Dream's eval prepends it
+        ctx = [tok.bos_token_id, *ctx]
         expected = evalsuite.loglikelihood(model, torch.tensor(ctx), torch.tensor(cont),
                                            mc_num=8, mc_batch_size=8, seed=0)
         if expected.exact:  # an exact design does not depend on the seed
@@ -104,6 +106,7 @@ def test_evalsuite_run_on_a_dream_checkpoint(tmp_path, capsys):
     mc = record["tasks"]["tiny_qa_mc"]["settings"]
     assert mc["mc_num"] == 8 and mc["nll_type"] == "mc" and "target_se" not in mc
     assert record["model"]["special_tokens"]["mask_id"] == 1
+    assert record["model"]["architecture"] == "dream"  # typed: ModelInfo.architecture
 
 
 def test_cli_refuses_a_llada_setting_for_dream_before_loading(tmp_path):

@@ -48,7 +48,7 @@ def test_dream_setting_on_a_llada_checkpoint(setting):
         check_settings(family, [setting], where="model_args")
     text = str(err.value)
     assert repr(setting) in text and "llada architecture" in text
-    assert "setting of dream models" in text and "block_length" in text  # the valid names
+    assert "setting of dream" in text and "block_length" in text  # the valid names
 
 
 @pytest.mark.parametrize("setting", ["block_length", "remasking", "logits_eos_inf",
@@ -60,7 +60,7 @@ def test_llada_setting_on_a_dream_checkpoint(setting):
         check_settings(family, [setting])
     text = str(err.value)
     assert repr(setting) in text and "dream architecture (model_type dream)" in text
-    assert "setting of llada models" in text and "alg" in text
+    assert "setting of llada" in text and "alg" in text
 
 
 def test_knob_names_of_each_family_are_accepted():

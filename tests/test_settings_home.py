@@ -138,8 +138,9 @@ def test_settings_record_names_the_estimator_batch_mc_batch_size():
     # old: stored as "batch_size", which reads like the run's batch size
     record = settings_record(EstimatorConfig(mc_num=32, batch_size=8))
     assert record["mc_batch_size"] == 8 and "batch_size" not in record
-    # every estimator knob of the family (Dream's nll_type is not a LLaDA setting)
-    assert set(record) == {k for k, v in knobs().items() if "estimator" in v.fields} - {"nll_type"}
+    # every estimator knob of the family (Dream's nll_type, LLaDA2's block_length are not LLaDA's)
+    assert set(record) == ({k for k, v in knobs().items() if "estimator" in v.fields}
+                           - {"nll_type", "block_length"})
 
 
 def test_api_generate_takes_every_sampler_knob(golden_model, golden):

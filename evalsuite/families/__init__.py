@@ -8,10 +8,15 @@ A family is one :class:`FamilySpec` in :data:`FAMILIES`. It names the ``config.j
   layout, whose ``forward`` returns the official forward's raw logits;
 * ``estimate(network, pairs, *, config, tokens, generators, max_rows)``: the family's
   likelihood protocol, batched (returns one
-  :class:`evalsuite.diffusion.likelihood.LikelihoodResult` per pair).
+  :class:`evalsuite.diffusion.likelihood.LikelihoodResult` per pair);
+* ``sample(network, input_ids, attention_mask, *, config, mask_id, eos_id, eot_id, generator,
+  stop, batch_size, on_finish, logit_shift)``: the family's sampler, called by the engine and
+  :func:`evalsuite.generate` alike (returns
+  :class:`evalsuite.diffusion.sampler.GenerationResult`).
 
-The sampler is the one loop of :mod:`evalsuite.diffusion.sampler` for every family: a family
-differs by its knobs (Dream's ``alg``), their defaults and ``logit_shift``.
+The sampler of LLaDA, LLaDA-MoE and Dream is the one loop of :mod:`evalsuite.diffusion.sampler`:
+a family differs by its knobs (Dream's ``alg``), their defaults and ``logit_shift``. LLaDA2's
+block diffusion (causal across blocks, an exact block KV cache) is its own ``sample``.
 
 Each family also names the settings (knobs) its sampler and its likelihood accept (its own
 names, e.g. Dream's ``alg``): :func:`check_settings` refuses another family's setting with a
@@ -47,6 +52,13 @@ DREAM_GENERATE_SETTINGS = frozenset({
     "batch_schedule", "early_exit"})
 DREAM_LIKELIHOOD_SETTINGS = frozenset({"mc_num", "mc_batch_size", "cfg_scale", "estimator",
                                        "nll_type"})
+#: LLaDA2's block-diffusion sampler (the official ``generate`` names; ``steps`` per block,
+#: ``cache`` exact or none).
+LLADA2_GENERATE_SETTINGS = frozenset({
+    "gen_length", "block_length", "steps", "threshold", "minimal_topk", "eos_early_stop",
+    "temperature", "top_p", "top_k", "cache", "early_exit"})
+#: LLaDA2's block-diffusion likelihood bound (this project's definition).
+LLADA2_LIKELIHOOD_SETTINGS = frozenset({"mc_num", "mc_batch_size", "block_length"})
 
 
 @dataclass(frozen=True)
@@ -77,11 +89,32 @@ class FamilySpec:
     estimator_defaults: Mapping[str, Any] = field(default_factory=dict)
     """Estimator knob values below every task/user setting (Dream: ``mc_batch_size`` 32, the
     largest divisor of ``mc_num`` up to it when not given, as Dream's eval wrapper batches)."""
-    paper_table: bool = True
-    """Whether the per-task settings table of :mod:`evalsuite.tasks.settings` (LLaDA's
-    published protocol) applies to this family."""
+    task_table: str = "evalsuite.settings.paper:diffusion_settings"
+    """``module:function`` giving the family's official per-task settings,
+    ``(task_name, "base" | "instruct") -> {knob: value}`` ({} for a task without an entry):
+    LLaDA's paper table, Dream's table of its evaluation scripts."""
+    table_source: str = "paper_table"
+    """Provenance source recorded for a value from ``task_table``."""
+    table_over_yaml: bool = False
+    """Whether the table outranks the task YAML's ``generation_kwargs``: the suite's YAMLs
+    are written for LLaDA's protocol (``temperature: 0``), so another family's own protocol
+    (Dream instruct's temperature 0.1) sits above them; stop strings stay the YAML's."""
+    add_bos_token: bool = False
+    """Whether the official evaluation prepends the tokenizer's BOS token to every plain
+    (not chat-templated) context itself (Dream: ``add_bos_token=true`` in its scripts; its
+    Qwen2 tokenizer adds none). LLaDA's tokenizer adds its BOS on its own."""
     rolling: bool = True
     """Whether the family's protocol has a rolling (perplexity) likelihood."""
+    sample: str = "evalsuite.diffusion.sampler:diffusion_generate"
+    """``module:function``: the family's sampler (see the module docstring)."""
+    derive_lengths: bool = True
+    """LLaDA's rule: ``steps`` and ``block_length`` follow a ``gen_length`` set above them
+    (:mod:`evalsuite.settings.resolve`). False (LLaDA2): ``block_length`` and ``steps`` (per
+    block) keep their own values, and a ``gen_length`` from a task (not the user) is rounded up
+    to whole blocks, as the official generate fills whole blocks."""
+    hub_ids: frozenset[str] = frozenset()
+    """Hub ids known to be this family, so that a preset's architecture is known before its
+    ``config.json`` is downloaded."""
 
     def settings(self) -> frozenset[str]:
         """Every setting of the family (knob names of :mod:`evalsuite.settings.knobs`)."""
@@ -112,8 +145,41 @@ FAMILIES: tuple[FamilySpec, ...] = (
         estimate="evalsuite.families.dream.protocol:estimate",
         sampler_defaults={"alg": "entropy"},
         estimator_defaults={"mc_batch_size": 32},
-        paper_table=False,
+        task_table="evalsuite.families.dream.tasks:dream_settings",
+        table_source="family_table",
+        table_over_yaml=True,
+        add_bos_token=True,
         rolling=False,
+    ),
+    FamilySpec(
+        name="llada_moe",
+        model_types=frozenset({"lladamoe", "llada_moe"}),
+        description="LLaDA-MoE 7B-A1B Base/Instruct (inclusionAI): LLaDA's sampler and Eq. 6",
+        load_network="evalsuite.families.llada_moe.checkpoint:load_llada_moe_network",
+        network_class="evalsuite.families.llada_moe.network:LLaDAMoEModel",
+        task_table="evalsuite.families.llada_moe.protocol:settings_table",
+        table_source="family_table",
+        table_over_yaml=True,
+        hub_ids=frozenset({"inclusionAI/LLaDA-MoE-7B-A1B-Base",
+                           "inclusionAI/LLaDA-MoE-7B-A1B-Instruct"}),
+    ),
+    FamilySpec(
+        name="llada2",
+        model_types=frozenset({"llada2_moe"}),
+        description="LLaDA2.0 mini/flash (inclusionAI): block diffusion, exact block KV cache",
+        load_network="evalsuite.families.llada2.checkpoint:load_llada2_network",
+        network_class="evalsuite.families.llada2.network:LLaDA2Model",
+        generate_settings=LLADA2_GENERATE_SETTINGS,
+        likelihood_settings=LLADA2_LIKELIHOOD_SETTINGS,
+        estimate="evalsuite.families.llada2.likelihood:estimate",
+        sample="evalsuite.families.llada2.generate:sample",
+        sampler_defaults={"block_length": 32, "steps": 32, "threshold": 0.95,
+                          "minimal_topk": 1, "cache": "exact"},
+        task_table="evalsuite.families.llada2.settings:task_table",
+        table_source="family_table",
+        rolling=False,
+        derive_lengths=False,
+        hub_ids=frozenset({"inclusionAI/LLaDA2.0-mini", "inclusionAI/LLaDA2.0-flash"}),
     ),
 )
 
@@ -159,6 +225,31 @@ def architecture_of(path_or_hub_id: str) -> FamilySpec | None:
     return detect_family(read_config(path), source=str(path / "config.json"))
 
 
+def architecture_named_in(hub_id: str) -> FamilySpec | None:
+    """The family a hub id names (``GSAI-ML/LLaDA-8B-Base`` -> llada, ``Dream-org/Dream-v0-
+    Base-7B`` -> dream), for a hub id whose ``config.json`` is not downloaded; None otherwise.
+    A family's known ``hub_ids`` come first (``inclusionAI/LLaDA2.0-mini`` is llada2, not
+    llada), then the longest family name found in the id."""
+    known = next((f for f in FAMILIES if hub_id in f.hub_ids), None)
+    if known is not None:
+        return known
+    lowered = hub_id.lower().replace("-", "_")
+    named = [f for f in FAMILIES if f.name in lowered]
+    return max(named, key=lambda f: len(f.name)) if named else None
+
+
+def architecture_of_preset(preset: Any) -> FamilySpec:
+    """The family of a :class:`evalsuite.presets.ModelPreset` before any weight loads: its
+    ``config.json`` (a local directory or a cached hub snapshot), else the preset's declared
+    ``architecture``, else the family its hub id names, else LLaDA."""
+    found = architecture_of(preset.hub_id)
+    if found is not None:
+        return found
+    if getattr(preset, "architecture", None):
+        return family_named(preset.architecture)
+    return architecture_named_in(preset.hub_id) or FAMILIES[0]
+
+
 def family_of_network(network: object) -> FamilySpec:
     """The family whose ``network_class`` built ``network`` (LLaDA when none matches)."""
     cls = type(network)
@@ -191,6 +282,9 @@ def detect_family(raw_config: Mapping[str, Any], source: str = "config.json") ->
     model_type = raw_config.get("model_type")
     if model_type is None and "d_model" in raw_config:
         model_type = "llada"  # LLaDA configs written before model_type was required
+    if (isinstance(model_type, str) and model_type.lower() == "llada"
+            and "d_model" not in raw_config and "num_experts" in raw_config):
+        model_type = "lladamoe"  # dInfer's LLaDA-MoE copy reuses model_type "llada"
     if isinstance(model_type, str):
         for family in FAMILIES:
             if model_type.lower() in family.model_types:

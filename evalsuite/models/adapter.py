@@ -116,8 +116,8 @@ def abandon_process_group() -> None:
 
 
 class LLaDAEvalModel(LM):
-    """lm-eval ``LM`` for the native diffusion families (``--model llada``): LLaDA and Dream,
-    dispatched on the checkpoint's ``config.json``."""
+    """lm-eval ``LM`` for the native diffusion families (``--model llada``): LLaDA, Dream,
+    LLaDA-MoE and LLaDA2, dispatched on the checkpoint's ``config.json``."""
 
     def __init__(
         self,
@@ -154,18 +154,24 @@ class LLaDAEvalModel(LM):
         values = parse_knobs(overrides, settings_source)
         self.overrides = values
         settings = Overrides(values, settings_source)
-        from evalsuite.families import FAMILIES, architecture_of, check_settings
+        from evalsuite.families import (
+            FAMILIES,
+            architecture_named_in,
+            architecture_of,
+            architecture_of_preset,
+            check_settings,
+        )
         from evalsuite.presets import PRESETS
 
         # the architecture from config.json alone (a local directory or a preset's), so that
         # settings are refused before the name is resolved or anything loads
-        where = PRESETS[pretrained].hub_id if pretrained in PRESETS else pretrained
-        guessed = architecture_of(where) or FAMILIES[0]
+        guessed = (architecture_of_preset(PRESETS[pretrained]) if pretrained in PRESETS else
+                   architecture_of(pretrained) or architecture_named_in(pretrained) or FAMILIES[0])
         check_settings(guessed, values, where=settings_source)
         validate_overrides(settings, guessed.name)
         self.preset = resolve_model(pretrained, family=family, dtype=dtype, revision=revision)  # type: ignore[arg-type]
         self.family = self.preset.family
-        self.architecture = architecture_of(self.preset.hub_id) or guessed
+        self.architecture = architecture_of_preset(self.preset)
         check_settings(self.architecture, values, where=settings_source)
         self.batch_size = int(batch_size) if str(batch_size) != "auto" else 8
         self.max_length = int(max_length)
@@ -282,6 +288,7 @@ class LLaDAEvalModel(LM):
             "reliability": to_plain(self.reliability()),
             "world_size": self._world_size,
             "seed": self.seed,
+            "architecture": self.architecture.name,
         }}
 
     # ----- lm-eval plumbing -------------------------------------------------------------
@@ -300,6 +307,7 @@ class LLaDAEvalModel(LM):
     def apply_chat_template(
         self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
     ) -> str:
+        self.engine.chat_templated = True  # e.g. no BOS before a chat prompt (Dream)
         return self.tokenizer.apply_chat_template(
             chat_history, tokenize=False, add_generation_prompt=add_generation_prompt
         )

@@ -151,6 +151,8 @@ class DiffusionEngine:
         """Per task: requests whose prompt was cut to the window, and tokens cut."""
         self._identity: dict[str, Any] | None = None
         self.planned = dict(planned or {})
+        self.chat_templated = False
+        """Whether lm-eval rendered the prompts with the chat template (set by the adapter)."""
         """Per task: the settings the runner's plan decided, with the provenance it knows
         (the task YAML apart from ``--gen_kwargs``). A request whose resolved settings equal
         the plan's records the plan's provenance; the decision itself is made here."""
@@ -259,10 +261,19 @@ class DiffusionEngine:
 
     # ----- helpers -------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
+        """Token ids of a context. A family whose official evaluation prepends the BOS token
+        (Dream's ``add_bos_token=true``; its tokenizer adds none itself) gets it here, unless
+        the chat template was applied (Dream's wrapper adds it to plain prompts only) or the
+        text already starts with it."""
         tok = self.tokenizer
         bos = getattr(tok, "bos_token", None)
         add_special = not (bos and text.startswith(bos))
-        return list(tok(text, add_special_tokens=add_special)["input_ids"])
+        ids = list(tok(text, add_special_tokens=add_special)["input_ids"])
+        bos_id = getattr(tok, "bos_token_id", None)
+        if (self.architecture.add_bos_token and not self.chat_templated
+                and isinstance(bos_id, int) and (not ids or ids[0] != bos_id)):
+            ids = [bos_id, *ids]
+        return ids
 
     def _split_encode(self, req: LikelihoodRequest) -> tuple[list[int], list[int]]:
         context, continuation = split_context(req.context, req.continuation)
@@ -475,7 +486,6 @@ class DiffusionEngine:
         text, generated_tokens, nfe, nonfinite)`` hears of each row as soon as it is final
         (``generated_tokens``: the answer's tokens up to the cut, see
         :func:`~evalsuite.models.requests.tokens_to_cut`)."""
-        from evalsuite.diffusion.sampler import diffusion_generate
         from evalsuite.diffusion.stopping import StopRule
 
         model = self.model
@@ -510,7 +520,8 @@ class DiffusionEngine:
             if on_finish is not None:
                 on_finish(row, texts[row], n_tokens, nfe * per_pass, bad)
 
-        result = diffusion_generate(
+        sample = self.architecture.resolve("sample")
+        result = sample(
             model.network, ids.to(self.device),
             mask.to(self.device) if len(prompts) > 1 else None, config=config,
             mask_id=tokens.mask_id, eos_id=tokens.eos_id, eot_id=tokens.eot_id, generator=gens,

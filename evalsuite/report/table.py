@@ -86,6 +86,10 @@ class Row:
     """Generated tokens per forward pass of generation (hardware-independent efficiency)."""
     tokens_counted_to_cut: bool = True
     """False for records before schema v2, whose token counts were answer slots."""
+    architecture: str | None = None
+    """The network family that ran (``llada``, ``dream``); None for an autoregressive model
+    on lm-eval's ``backend`` (shown as ``ARM``)."""
+    backend: str = ""
 
 
 @dataclass(frozen=True)
@@ -314,6 +318,10 @@ def build_report(
                 failed=rec.failure if rec.status == "failed" else None,
                 tokens_per_nfe=rec.speed.tokens_per_nfe,
                 tokens_counted_to_cut=rec.speed.tokens_counted_to_cut,
+                # records written before the field: the native backend ran LLaDA only
+                architecture=rec.model.architecture or (
+                    "llada" if rec.model.backend == "llada" else None),
+                backend=rec.model.backend,
             )
         )
 

@@ -125,6 +125,8 @@ class ModelFacts:
     world_size: int = 1
     seed: int | None = None
     """The run seed the request seeds derive from."""
+    architecture: str | None = None
+    """The network family that ran (``llada``, ``dream``)."""
 
 
 def model_facts(info: Mapping[str, Any] | None) -> ModelFacts | None:
@@ -465,7 +467,8 @@ def facts_from_lm_eval_config(output: Mapping[str, Any]) -> RunFacts:
             preset=name, backend=str(config.get("model") or "unknown"), resolved_id=name,
             revision=None, dtype=None,
             family=ours.family.family if ours and ours.family else None, chat_template=None,
-            special_tokens=dict(ours.special_tokens) if ours else {}),
+            special_tokens=dict(ours.special_tokens) if ours else {},
+            architecture=ours.architecture if ours else None),
         seeds=Seeds(random_seed=seeds.get("random_seed"), numpy_random_seed=seeds.get("numpy_seed"),
                     torch_random_seed=seeds.get("torch_seed"),
                     fewshot_random_seed=seeds.get("fewshot_seed"),

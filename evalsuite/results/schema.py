@@ -89,6 +89,10 @@ class ModelInfo:
     family: str | None
     chat_template: bool | None
     special_tokens: Mapping[str, Any] = field(default_factory=dict)
+    architecture: str | None = None
+    """The network family that ran (:mod:`evalsuite.families`: ``llada``, ``dream``), read
+    from ``config.json`` or the preset; None for lm-eval's hf/vllm models and for records
+    written before the field existed. The task settings recorded are this family's knobs."""
 
 
 @dataclass(frozen=True)
@@ -508,6 +512,7 @@ def run_to_dict(r: RunRecord) -> dict[str, Any]:
             "family": m.family,
             "chat_template": m.chat_template,
             "special_tokens": dict(m.special_tokens),
+            "architecture": m.architecture,
         },
         "tasks": {k: task_to_dict(v) for k, v in sorted(r.tasks.items())},
         "seeds": to_plain(r.seeds),
@@ -621,6 +626,8 @@ def run_from_dict(d: Any) -> RunRecord:
             family=_get(m, "family", _OPT_STR, wm),
             chat_template=_get(m, "chat_template", (bool, type(None)), wm),
             special_tokens=dict(_get(m, "special_tokens", dict, wm)),
+            architecture=(_get(m, "architecture", _OPT_STR, wm) if "architecture" in m
+                          else None),
         ),
         tasks={k: _task_from_dict(v, f"run.tasks.{k}") for k, v in tasks.items()},
         seeds=typed_from_dict(Seeds, _get(d, "seeds", dict, w), "run.seeds"),

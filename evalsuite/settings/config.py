@@ -23,7 +23,7 @@ from evalsuite.settings.validate import check_config
 
 Remasking = Literal["low_confidence", "random"]
 Decoding = Literal["schedule", "threshold"]
-Cache = Literal["none", "prefix", "dual"]
+Cache = Literal["none", "prefix", "dual", "exact"]
 Estimator = Literal["auto", "stratified", "reference"]
 Alg = Literal["origin", "maskgit_plus", "topk_margin", "entropy"]
 BatchSchedule = Literal["per_row", "batch_mean"]
@@ -41,11 +41,18 @@ class SamplerConfig:
     gen_length: int = knob(DEFAULT_LENGTH, POSITIVE_INT)
     """Number of tokens generated after the prompt (the answer region, filled with mask ids)."""
     steps: int = knob(DEFAULT_LENGTH, POSITIVE_INT)
-    """Total sampling steps (one forward pass each) over all blocks."""
+    """Total sampling steps (one forward pass each) over all blocks. LLaDA2 (block diffusion):
+    steps PER BLOCK (the official ``steps``; default 32), capped at ``gen_length //
+    minimal_topk``."""
     block_length: int = knob(DEFAULT_LENGTH, POSITIVE_INT)
-    """Tokens per semi-autoregressive block; ``gen_length`` means pure diffusion (one block)."""
+    """Tokens per semi-autoregressive block; ``gen_length`` means pure diffusion (one block).
+    LLaDA2: the block of block diffusion (default 32, the model's training block), counted
+    from position 0 with the prompt; ``gen_length`` must be a multiple of it. LLaDA2's
+    likelihood uses the same block (the estimator's ``block_length``)."""
     temperature: float = knob(0.0, NON_NEGATIVE)
-    """Gumbel-noise temperature; 0 is greedy (plain argmax)."""
+    """Gumbel-noise temperature; 0 is greedy (plain argmax). LLaDA2: sample from
+    ``softmax(logits / T)``; 0 is the argmax (the hub code samples with ``multinomial`` even
+    at 0: a documented deviation, docs/families.md)."""
     cfg_scale: float = knob(0.0, NON_NEGATIVE)
     """Unsupervised classifier-free guidance scale w; 0 disables the unconditional pass."""
     remasking: Remasking = "low_confidence"
@@ -61,12 +68,17 @@ class SamplerConfig:
     to the model's confidence; ``steps`` is then unused. Training-free and approximate: not
     the setting of the published numbers."""
     threshold: float = knob(0.9, PROBABILITY)
-    """Confidence needed to commit a token in one pass under ``decoding="threshold"``."""
+    """Confidence needed to commit a token in one pass under ``decoding="threshold"``.
+    LLaDA2 (always on, default 0.95): a step commits every masked position of the block whose
+    confidence is ABOVE it when at least the schedule's count are, else the schedule's count
+    of the most confident; 1.0 is the pure schedule (the official scripts' 2.0)."""
     cache: Cache = "none"
     """Fast-dLLM's approximate KV cache, refreshed at the first pass of every block:
     ``prefix`` caches the positions left of the block, ``dual`` those left and right of it,
     so later passes compute only the block (and the suffix, for ``prefix``). Approximate:
-    not the setting of the published numbers."""
+    not the setting of the published numbers. ``exact`` (LLaDA2 only, its default): the
+    exact block-level KV cache of block diffusion (the prompt and every finished block are
+    computed once; identical tokens to ``none``, the official full recompute)."""
     early_exit: bool = True
     """Exact early exit (``--early-exit on|off``): stop sampling a row once every answer
     position up to the caller's cut (first stop string, EOS or EoT) is committed, and give its
@@ -83,17 +95,26 @@ class SamplerConfig:
     """Dream: 0 commits the most confident positions; above 0 draws them from
     ``softmax(confidence / alg_temp)`` (random)."""
     top_p: float | None = knob(None, PROBABILITY)
-    """Dream: nucleus filter (0, 1] applied to the logits before the token choice and the
+    """Dream and LLaDA2: nucleus filter (0, 1] applied to the logits before the token choice and the
     confidence, also at temperature 0 (as Dream does). Unset: no filter."""
     top_k: int | None = knob(None, Rule(integer=True, low=0, low_open=True, example=50))
-    """Dream: keep the ``top_k`` largest logits before the token choice and the confidence.
-    Unset: no filter."""
+    """Dream and LLaDA2: keep the ``top_k`` largest logits before the token choice and the
+    confidence. Unset: no filter."""
     batch_schedule: BatchSchedule = "per_row"
     """Dream: how many tokens a row commits per step. ``per_row`` (default): from the row's
     own masked count, so a row's output never depends on its batch-mates (each row is its
     official batch-of-one run). ``batch_mean``: Dream's official batched code, which uses the
     MEAN masked count of the batch, so a row can depend on the rows it was batched with; it
     reproduces the official code's padded batches token for token and turns early exit off."""
+    minimal_topk: int | None = knob(None, POSITIVE_INT)
+    """LLaDA2's block-diffusion sampler (official ``minimal_topk``, default 1): caps ``steps``
+    per block at ``gen_length // minimal_topk``. Set, it selects LLaDA2's rules (``steps`` per
+    block, ``threshold`` always on); unset: LLaDA's or Dream's sampler. LLaDA2 models only."""
+    eos_early_stop: bool = False
+    """LLaDA2 (official ``eos_early_stop``): stop once the answer up to its first EOS is
+    committed. evalsuite always stops a row then (exact: committed tokens never change and later
+    blocks cannot reach back), so the tokens are the same either way; accepted for the
+    official setting names (the official return's prompt quirk is not reproduced)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "early_exit", parse_on_off(self.early_exit, "early_exit"))
@@ -158,6 +179,9 @@ class EstimatorConfig:
     target_se: float | None = knob(None, POSITIVE)
     """Adaptive stopping: spend rows in rounds until the standard error is at most this (in
     nats), ``mc_num`` rows at most. None: always ``mc_num`` rows."""
+    block_length: int = knob(32, POSITIVE_INT)
+    """LLaDA2's likelihood: the block of the block-diffusion bound (the sampler's
+    ``block_length``; the model's training block, 32). Other families: unused."""
     nll_type: NllType = "mc"
     """Dream's likelihood: ``mc`` (its Monte Carlo estimator; under ``auto`` its exact
     expectation by enumeration when ``2^n - 1 <= mc_num``, else count strata) or ``ar_ftb``

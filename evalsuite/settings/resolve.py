@@ -2,13 +2,15 @@
 
 :func:`resolve` is pure. It is called by the runner for every task of a plan before any
 weight loads, and by the lm-eval adapter for every request, so that a run and a plain
-``lm_eval --model llada`` decide the same way. Rules (docs/usage.md, "Settings"):
+``lm_eval --model llada`` decide the same way. Rules (README, "Settings"):
 
 * Precedence, highest first: the CLI or ``model_args`` (``overrides``), lm-eval's
-  ``--gen_kwargs``, the task YAML's ``generation_kwargs``, the paper's per-task table
-  (:mod:`evalsuite.settings.paper`, looked up by exact task name), the model family's
-  defaults (:class:`evalsuite.families.FamilySpec`, Dream's ``alg``), the defaults
-  (:mod:`evalsuite.settings.config`).
+  ``--gen_kwargs``, the task YAML's ``generation_kwargs``, the family's per-task table (the
+  ``task_table`` of :class:`evalsuite.families.FamilySpec`, looked up by exact task name:
+  LLaDA's paper table :mod:`evalsuite.settings.paper`, source ``paper_table``; Dream's
+  table :mod:`evalsuite.families.dream.tasks`, source ``family_table``, which sits above the
+  task YAML's kwargs, written for LLaDA's protocol), the family's defaults (Dream's ``alg``
+  entropy, ``mc_batch_size`` 32), the defaults (:mod:`evalsuite.settings.config`).
 * ``max_gen_toks`` in the generation kwargs is ``gen_length`` unless ``gen_length`` is set by
   the same or a higher layer; ``do_sample: false`` is temperature 0, ``do_sample: true``
   without a temperature is temperature 1. Any other generation kwarg that the diffusion
@@ -19,13 +21,14 @@ weight loads, and by the lm-eval adapter for every request, so that a run and a 
   length (else the largest divisor below it) and keeps its steps per token (rounded to a
   multiple of the number of blocks).
 * The estimator's ``mc_batch_size`` is derived (largest divisor of ``mc_num`` up to the
-  family's default: 16, Dream 32) unless given; a given one that does not divide ``mc_num`` is an error.
+  family's default: 16, Dream 32) unless given; a given one that does not divide ``mc_num``
+  is an error.
 * Invalid values and combinations raise :class:`~evalsuite.errors.ConfigError` naming the
   values, where each came from and the fix (:mod:`evalsuite.settings.validate`, the one
   validator).
 
 Provenance of each value: ``cli``, ``model_args``, ``argument`` (:mod:`evalsuite.api`),
-``gen_kwargs``, ``yaml``, ``paper_table``, ``derived`` or ``default``.
+``gen_kwargs``, ``yaml``, ``family_table``, ``paper_table``, ``derived`` or ``default``.
 """
 
 from __future__ import annotations
@@ -43,8 +46,8 @@ from evalsuite.settings.config import (
 )
 from evalsuite.settings.knobs import Knob, Owner, build, knobs, knobs_of, record_of
 
-Source = Literal["cli", "model_args", "argument", "gen_kwargs", "yaml", "paper_table", "derived",
-                 "default"]
+Source = Literal["cli", "model_args", "argument", "gen_kwargs", "yaml", "family_table",
+                 "paper_table", "derived", "default"]
 OverrideSource = Literal["cli", "model_args", "argument"]
 OutputType = Literal["generate_until", "loglikelihood", "multiple_choice", "loglikelihood_rolling"]
 
@@ -55,8 +58,8 @@ DEFAULT_GEN_LENGTH: Final = DEFAULT_LENGTH
 HONOURED_GEN_KWARGS: Final = frozenset({"until", "max_gen_toks", "do_sample", "temperature"})
 
 _RANK: Final[dict[Source, int]] = {
-    "default": 0, "paper_table": 1, "yaml": 2, "gen_kwargs": 3, "model_args": 4, "cli": 4,
-    "argument": 4, "derived": 1,
+    "default": 0, "paper_table": 1, "derived": 1, "yaml": 2, "family_table": 3, "gen_kwargs": 4,
+    "model_args": 5, "cli": 5, "argument": 5,
 }
 _LENGTH_KEYS: Final = ("gen_length", "steps", "block_length")
 
@@ -133,29 +136,35 @@ def resolve(
     from evalsuite.families import family_named
 
     spec = family_named(architecture)
-    table = _paper_table(info.name, family) if use_paper_table and spec.paper_table else {}
+    table_source: Source = spec.table_source  # type: ignore[assignment]
+    table = _family_table(info.name, family, spec.task_table) if use_paper_table else {}
     if is_generation(info):
-        layers: list[tuple[Source, Mapping[str, Any]]] = [("default", spec.sampler_defaults),
-                                                          ("paper_table", table)]
+        layers: list[tuple[Source, Mapping[str, Any]]] = [("default", spec.sampler_defaults)]
+        if not spec.table_over_yaml:
+            layers.append((table_source, table))
         ignored: dict[str, Any] = {}
-        for source, kwargs in ((gen_kwargs_source, task_generation_kwargs or {}),
-                               ("gen_kwargs", user_gen_kwargs or {})):
+        for i, (source, kwargs) in enumerate(((gen_kwargs_source, task_generation_kwargs or {}),
+                                              ("gen_kwargs", user_gen_kwargs or {}))):
             honoured, dropped = _from_gen_kwargs(kwargs, source, architecture)
             layers.append((source, honoured))
+            if i == 0 and spec.table_over_yaml:  # above the task's own kwargs (docstring)
+                layers.append((table_source, table))
             ignored.update(dropped)
         layers.append((over.source, _own(over.values, "sampler")))
-        return _resolve_sampler(layers, ignored, over.source)
-    layers = [("default", spec.estimator_defaults), ("paper_table", table),
+        return _resolve_sampler(layers, ignored, over.source, spec.derive_lengths)
+    layers = [("default", spec.estimator_defaults), (table_source, table),
               (over.source, _own(over.values, "estimator"))]
     return _resolve_estimator(layers, over.source)
 
 
-def _paper_table(name: str | None, family: str) -> dict[str, Any]:
+def _family_table(name: str | None, family: str, where: str) -> dict[str, Any]:
+    """The family's per-task settings of ``name`` (``where``: ``module:function``)."""
     if not name:
         return {}
-    from evalsuite.settings.paper import diffusion_settings
+    import importlib
 
-    return diffusion_settings(name, family)  # type: ignore[arg-type]
+    module, _, function = where.partition(":")
+    return dict(getattr(importlib.import_module(module), function)(name, family))
 
 
 def _own(values: Mapping[str, Any], owner: Owner) -> dict[str, Any]:
@@ -208,15 +217,34 @@ def _pick_all(layers: list[tuple[Source, Mapping[str, Any]]],
 
 
 def _resolve_sampler(layers: list[tuple[Source, Mapping[str, Any]]], ignored: dict[str, Any],
-                     fix_source: OverrideSource) -> tuple[SamplerConfig, Provenance]:
+                     fix_source: OverrideSource, derive_lengths: bool = True
+                     ) -> tuple[SamplerConfig, Provenance]:
     mine, values, sources = _pick_all(layers, "sampler")
     notes: list[str] = []
     if sources["gen_length"] == "default":
         values["gen_length"] = DEFAULT_GEN_LENGTH
-    _derive_lengths(layers, values, sources, notes)
+    if derive_lengths:
+        _derive_lengths(layers, values, sources, notes)
+    else:
+        _whole_blocks(values, sources, notes)
     validate.check("sampler", mine, values, sources, fix_source)
     return build("sampler", values), Provenance(MappingProxyType(sources),  # type: ignore[return-value]
                                                 MappingProxyType(dict(ignored)), tuple(notes))
+
+
+def _whole_blocks(values: dict[str, Any], sources: dict[str, Source], notes: list[str]) -> None:
+    """Block diffusion (LLaDA2): ``block_length`` and ``steps`` (per block) are the family's
+    or the user's; a ``gen_length`` that a task (or the default) set, not the user, is rounded
+    up to whole blocks (the official generate fills whole blocks; the answer is cut at its stop
+    strings or EOS). A user's ``gen_length`` is validated as given."""
+    gen, block = values["gen_length"], values["block_length"]
+    if sources["gen_length"] in ("cli", "model_args", "argument"):
+        return
+    if isinstance(gen, int) and isinstance(block, int) and gen > 0 and block > 0 and gen % block:
+        values["gen_length"] = -(-gen // block) * block
+        sources["gen_length"] = "derived"
+        notes.append(f"gen_length {values['gen_length']}: {gen} rounded up to whole blocks of "
+                     f"{block} (block diffusion generates whole blocks)")
 
 
 def _derive_lengths(layers: list[tuple[Source, Mapping[str, Any]]], values: dict[str, Any],
@@ -336,7 +364,8 @@ def settings_record(config: Config, architecture: str | None = None) -> dict[str
     if architecture is None:
         dream = (config.alg is not None if isinstance(config, SamplerConfig)
                  else config.nll_type != "mc")
-        architecture = "dream" if dream else "llada"
+        llada2 = isinstance(config, SamplerConfig) and config.minimal_topk is not None
+        architecture = "llada2" if llada2 else "dream" if dream else "llada"
     spec = family_named(architecture)
     own = spec.generate_settings if isinstance(config, SamplerConfig) else spec.likelihood_settings
     return {k: v for k, v in record_of(config).items() if k in own}

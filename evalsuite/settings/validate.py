@@ -95,6 +95,16 @@ def check(owner: str, specs: Mapping[str, Spec], values: Mapping[str, Any],
 
 def _check_sampler(values: Mapping[str, Any], named: _Named, fix: str) -> None:
     gen, steps, block = values["gen_length"], values["steps"], values["block_length"]
+    if values.get("minimal_topk") is not None:
+        _check_block_diffusion(values, named, fix)
+        return
+    for name, own in _LLADA2_ONLY.items():
+        if name in values and values[name] == own:
+            plain = "none" if name == "cache" else "off"
+            raise ConfigError(
+                f"{named(name)} is a setting of LLaDA2's block-diffusion sampler (LLaDA2 models, "
+                f"which set minimal_topk); pass {where(fix, name, plain)} or leave it unset on "
+                "this model")
     if block > gen:
         raise ConfigError(f"{named('block_length')} is larger than {named('gen_length')}; use "
                           f"block_length <= gen_length ({where(fix, 'block_length', gen)} is "
@@ -123,6 +133,39 @@ def _check_sampler(values: Mapping[str, Any], named: _Named, fix: str) -> None:
             f"{named('decoding')} needs remasking='low_confidence' (it thresholds the model's "
             f"confidence), got {named('remasking')}; pass "
             f"{where(fix, 'remasking', 'low_confidence')}")
+
+
+#: Values of knobs that only LLaDA2's sampler has.
+_LLADA2_ONLY: dict[str, Any] = {"cache": "exact", "eos_early_stop": True}
+#: Knobs of LLaDA's and Dream's samplers and the only value LLaDA2's sampler accepts for each.
+_NOT_LLADA2: dict[str, Any] = {"decoding": "schedule", "remasking": "low_confidence",
+                               "cfg_scale": 0.0, "logits_eos_inf": False,
+                               "confidence_eos_eot_inf": False, "alg": None, "alg_temp": 0.0,
+                               "batch_schedule": "per_row"}
+
+
+def _check_block_diffusion(values: Mapping[str, Any], named: _Named, fix: str) -> None:
+    """LLaDA2's block-diffusion sampler (``minimal_topk`` set): ``gen_length`` a whole number
+    of blocks, ``steps`` per block (any positive number), ``cache`` exact or none, and the
+    other families' knobs at their neutral values."""
+    gen, block = values["gen_length"], values["block_length"]
+    if gen % block:
+        lower = gen // block * block
+        raise ConfigError(
+            f"{named('gen_length')} is not a multiple of {named('block_length')}: LLaDA2 "
+            f"generates whole blocks; use {where(fix, 'gen_length', lower or block)} or "
+            f"{where(fix, 'gen_length', lower + block)}, or another block_length")
+    if values.get("cache", "exact") not in ("exact", "none"):
+        raise ConfigError(
+            f"{named('cache')} is Fast-dLLM's approximate cache for LLaDA's sampler; LLaDA2 "
+            f"has the exact block cache: pass {where(fix, 'cache', 'exact')} (or none, the "
+            "official full recompute)")
+    for name, plain in _NOT_LLADA2.items():
+        if name in values and values[name] != plain:
+            shown = "off" if isinstance(plain, bool) else plain
+            raise ConfigError(
+                f"{named(name)} is not a setting of LLaDA2's block-diffusion sampler (minimal_topk "
+                f"{values['minimal_topk']}); pass {where(fix, name, shown)} or leave it unset")
 
 
 #: Dream's sampler knobs (other than ``alg``) and their values when LLaDA's sampler runs.
