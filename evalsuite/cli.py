@@ -253,16 +253,21 @@ def add_models_parser(sub: Any) -> None:
 def cmd_models(args: argparse.Namespace) -> int:
     from evalsuite.presets import PRESETS
 
+    rows = [("preset", "backend", "architecture", "family", "dtype", "weights")]
     for preset in PRESETS.values():
-        print(f"{preset.name:22s} {preset.backend:6s} {preset.family:9s} {preset.dtype:9s} "
-              f"{preset.hub_id if not preset.hub_id.startswith('/') else 'bundled'}")
+        architecture = preset.architecture or ("llada" if preset.backend == "llada" else "arm")
+        rows.append((preset.name, preset.backend, architecture, preset.family, preset.dtype,
+                     preset.hub_id if not preset.hub_id.startswith("/") else "bundled"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evalsuite",
-        description="Evaluate masked diffusion LMs (LLaDA family) and ARM baselines.")
+        description="Evaluate masked diffusion LMs (LLaDA, Dream, LLaDA-MoE, LLaDA2) and ARM baselines.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_parser(sub)

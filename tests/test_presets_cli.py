@@ -108,3 +108,8 @@ def test_python_dash_m_entry_point_lists_presets():
                           text=True, timeout=120, cwd=Path(__file__).parents[1])
     assert proc.returncode == 0
     assert "llada-8b" in proc.stdout and "smollm2-135m-instruct" in proc.stdout
+    # every preset's row names its architecture (the family that runs it)
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:]}
+    assert rows["dream-7b"][2] == "dream" and rows["llada2-mini"][2] == "llada2"
+    assert rows["llada-moe-7b-a1b"][2] == "llada_moe" and rows["llada-8b"][2] == "llada"
+    assert rows["arm-tiny"][2] == "arm"
