@@ -47,7 +47,10 @@ from generation_bench import EOS, MASK, PAD, StopRule, SyntheticStops, _Clock, s
 from evalsuite.diffusion.sampler import diffusion_generate  # noqa: E402
 from evalsuite.diffusion.stopping import length_buckets  # noqa: E402
 from evalsuite.families.dream.config import DreamConfig  # noqa: E402
-from evalsuite.families.dream.likelihood import SAMPLING_EPS, estimate_dream_loglikelihood  # noqa: E402
+from evalsuite.families.dream.likelihood import (  # noqa: E402
+    SAMPLING_EPS,
+    estimate_dream_loglikelihood,
+)
 from evalsuite.families.dream.network import DreamModel  # noqa: E402
 from evalsuite.families.dream.protocol import sampler_config  # noqa: E402
 from evalsuite.settings.config import EstimatorConfig, SamplerConfig  # noqa: E402
