@@ -15,6 +15,10 @@ outputs; approximate modes report their agreement.
 - LLaDA2 (benchmarks/llada2_cache_bench.py): the exact block KV cache against the official
   full-recompute algorithm, forward FLOPs and wall time, on a random network with
   LLaDA2-mini's proportions (tokens asserted identical).
+- Dream (benchmarks/dream_bench.py): Dream's reference mode (its sampler and estimator as its
+  code runs them, one request at a time) against evalsuite's engine path, on a random network
+  with Dream-7B's proportions (vocabulary head 7.7% of the multiply-adds): generation speed-up
+  at identical outputs, likelihood requests/s at the same ``mc_num``.
 - On a CUDA device (full runs only): a random full-size LLaDA-8B in bf16
   (benchmarks/llada8b_speed.py): tokens/s at batch 1, 8 and 32, likelihood requests/s, peak
   memory and the fraction of the device's bf16 peak.
@@ -120,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small shapes (the test's smoke run)")
     ap.add_argument("--json", type=Path, default=Path("bench.json"))
     ap.add_argument("--skip-likelihood", action="store_true")
+    ap.add_argument("--skip-dream", action="store_true")
     ap.add_argument("--markdown", type=Path, default=None,
                     help="only render the README table from an existing bench.json")
     ap.add_argument("--threads", type=int, default=1,
@@ -147,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     if llada2 is not None:
         print("\nLLaDA2 block KV cache")
         result["llada2_cache"] = llada2.run(quick=args.quick)
+    dream = None if args.skip_dream else _module("dream_bench")
+    if dream is not None:
+        print("\nDream")
+        result["dream"] = dream.run_dream_bench(quick=args.quick)
     if torch.cuda.is_available() and not args.quick:
         print("\nCUDA: random full-size LLaDA-8B, bf16")
         result["llada8b_cuda"] = cuda_llada8b(args.json.with_name("bench_llada8b.json"))

@@ -63,3 +63,23 @@ def test_make_bench_quick_writes_bench_json_with_identical_exact_outputs(tmp_pat
         if "approximate" in mode["mode"]:
             assert 0 <= mode["token_agreement"] <= 1 and mode["nfe_vs_exact"] > 0
     assert "generation" in bench["targets"] and "likelihood" in bench
+
+
+def test_dream_bench_quick_matches_dreams_reference(tmp_path):
+    """benchmarks/dream_bench.py --quick: evalsuite's per_row sampler asserted token for token
+    equal to Dream's reference loop (one request at a time), ratios reported."""
+    out = tmp_path / "dream.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dream_bench.py"), "--quick",
+                           "--json", str(out)], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bench = json.loads(out.read_text())
+    net = bench["network"]
+    assert abs(net["head_share"] - net["dream7b_head_share"]) < 0.01  # Dream-7B's head share
+    modes = {m["mode"].split(" (")[0]: m for m in bench["generation"]["modes"]}
+    assert modes["evalsuite per_row, early exit off"]["identical_to_reference"] is True
+    assert modes["evalsuite per_row, early exit on"]["identical_to_reference"] is True
+    assert 0 <= modes["evalsuite batch_mean"]["answer_agreement"] <= 1
+    like = bench["likelihood"]
+    assert like["evalsuite"]["exact_requests"] >= like["requests"] // 2  # one-token answers
+    assert like["speedup"] > 0 and like["reference"]["mean_stderr"] > 0

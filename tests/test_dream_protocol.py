@@ -4,6 +4,8 @@ weight loads (the 7B presets are planned, never loaded: the hub is unreachable).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import FIXTURES
@@ -104,3 +106,26 @@ def test_dream_table_entries_are_dream_knobs_only():
     assert dream_settings("humaneval", "instruct")["gen_length"] == 768
     assert dream_settings("llada_mmlu_instruct", "base")["gen_length"] == 128
     assert diffusion_settings("gsm8k", "base")["gen_length"] == 1024  # LLaDA's table untouched
+
+
+def test_dream_prompts_get_the_bos_its_eval_adds_but_chat_prompts_do_not():
+    """Dream's scripts pass ``add_bos_token=true``; its wrapper prepends the BOS to plain
+    prompts only. LLaDA's tokenizer adds its own BOS, so LLaDA's encoding is unchanged."""
+    from evalsuite.models.engine import DiffusionEngine
+    from evalsuite.models.loader import load_tokenizer
+    from evalsuite.settings.resolve import Overrides
+
+    def engine(path: str, architecture: str) -> DiffusionEngine:
+        return DiffusionEngine(lambda: None, family="base", seed=0, overrides=Overrides({}),
+                               tokenizer_loader=lambda: load_tokenizer(Path(path)),
+                               architecture=architecture)
+
+    dream = engine(DREAM_TINY, "dream")
+    bos = dream.tokenizer.bos_token_id
+    plain = dream.tokenizer("1+1=", add_special_tokens=True)["input_ids"]
+    assert plain[0] != bos and dream.encode("1+1=") == [bos, *plain]
+    assert dream.encode(dream.tokenizer.bos_token + "1+1=") == [bos, *plain]  # not twice
+    dream.chat_templated = True
+    assert dream.encode("1+1=") == plain
+    llada = engine(str(PRESETS["llada-tiny"].hub_id), "llada")
+    assert llada.encode("1+1=") == llada.tokenizer("1+1=")["input_ids"]

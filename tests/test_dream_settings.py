@@ -98,7 +98,8 @@ def test_api_refuses_before_sampling(dream, gold):
     assert (config.gen_length, config.block_length, config.alg) == (256, 256, "entropy")
     with pytest.raises(ConfigError, match="'target_se' .* likelihood setting of the dream"):
         evalsuite.loglikelihood(dream, prompt[0], prompt[0, :2], target_se=0.1)
-    with pytest.raises(ConfigError, match=re.escape("nll_type 'ar_btf' (from loglikelihood argument) must be one of mc, ar_ftb")):
+    with pytest.raises(ConfigError, match=re.escape(
+            "nll_type 'ar_btf' (from loglikelihood argument) must be one of mc, ar_ftb")):
         evalsuite.loglikelihood(dream, prompt[0], prompt[0, :2], nll_type="ar_btf")
 
 

@@ -195,10 +195,10 @@ def _check_dream_sampler(values: Mapping[str, Any], named: _Named, fix: str) -> 
             f"{where(fix, 'block_length', values['gen_length'])} or leave it unset")
     for name, plain in _LLADA_ONLY.items():
         if name in values and values[name] != plain:
+            shown = "off" if isinstance(plain, bool) else plain
             raise ConfigError(
                 f"{named(name)} is a LLaDA setting; Dream's sampler (alg {values['alg']!r}) needs "
-                f"{name} {_show(plain)}: pass {where(fix, name, plain if not isinstance(plain, bool) else 'off')} "
-                "or leave it unset")
+                f"{name} {_show(plain)}: pass {where(fix, name, shown)} or leave it unset")
 
 
 def _check_estimator(values: Mapping[str, Any], named: _Named, fix: str) -> None:
