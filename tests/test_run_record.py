@@ -58,6 +58,8 @@ def test_v1_runner_record_migrates_into_typed_fields():
     assert rec.lm_eval_options is not None and rec.lm_eval_options.predict_only is False
     assert rec.reliability is not None and rec.reliability.cache.enabled
     assert rec.reliability.cache.requests == 232 and rec.reliability.truncation.window == 4096
+    # v1 writers ran only the LLaDA family natively: gate identity compares architectures
+    assert rec.model.backend == "llada" and rec.model.architecture == "llada"
     piqa = rec.tasks["llada_piqa"]
     assert piqa.settings["mc_batch_size"] == 16 and "batch_size" not in piqa.settings
     assert piqa.provenance is not None and piqa.provenance.sources["mc_num"] == "cli"

@@ -71,10 +71,16 @@ def _migrate_v1_to_v2(doc: Document) -> Document:
     of the same name; ``sandbox`` -> ``{tasks, isolation}``; ``settings_provenance[task]`` ->
     ``tasks[task].provenance``; ``seeds`` -> the typed seeds (unknown keys stay in ``extra``);
     an estimator's ``settings.batch_size`` -> ``mc_batch_size``. ``speed.generated_tokens`` of
-    v1 counted every answer slot (``tokens_counted_to_cut`` false). Keys of ``extra`` that v2
-    does not know stay there.
+    v1 counted every answer slot (``tokens_counted_to_cut`` false). ``model.architecture`` is
+    ``llada`` for the native backend (the only diffusion family v1 writers ran). Keys of
+    ``extra`` that v2 does not know stay there.
     """
     run = dict(doc["run"])
+    model = dict(run.get("model") or {})
+    if model.get("backend") == "llada" and model.get("architecture") is None:
+        model["architecture"] = "llada"
+    if model:
+        run["model"] = model
     extra = dict(run.pop("extra", None) or {})
     failed = extra.pop("failed", None)
     run["status"] = "failed" if failed else "complete"
