@@ -139,7 +139,8 @@ def _launch_rank() -> int:
 
 def _announce(p: Plan, *, verbose: bool) -> None:
     """What will run: model, tasks, family, warnings (stderr)."""
-    print(f"evalsuite: {p.preset.name} ({p.preset.backend}, {p.preset.dtype}) on "
+    kind = p.architecture if p.preset.backend == "llada" else f"ARM, {p.preset.backend}"
+    print(f"evalsuite: {p.preset.name} ({kind}, {p.preset.dtype}) on "
           f"{', '.join(p.task_names)}", file=sys.stderr)
     print(f"evalsuite: family {p.preset.family} ({p.preset.family_reason}); chat template "
           f"{'on' if p.apply_chat_template else 'off'}", file=sys.stderr)

@@ -96,7 +96,9 @@ def test_evalsuite_run_on_a_dream_checkpoint(tmp_path, capsys):
                  "--include-path", TASKS, "--output", str(tmp_path), "--no-cache",
                  "--mc-num", "8", "--mc-batch-size", "8", "--gen-length", "8", "--steps", "8",
                  "--top-p", "0.95"])
-    assert code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert f"evalsuite: {DREAM_TINY} (dream, float32) on tiny_qa_mc, tiny_qa_gen" in err
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     record = json.loads((run_dir / "run.json").read_text())
     gen = record["tasks"]["tiny_qa_gen"]["settings"]
