@@ -11,13 +11,10 @@ plumbing, not accuracy. :func:`build` regenerates it bit for bit.
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import torch
 
-TOKENIZER_FILES = ("tokenizer.json", "special_tokens_map.json")
 SEED = 20261203
 CONFIG = {
     "architectures": ["DreamModel"],
@@ -48,29 +45,10 @@ CONFIG = {
 
 def build(out_dir: Path, tokenizer_dir: Path, seed: int = SEED) -> Path:
     """Write the checkpoint to ``out_dir`` (config, weights, tokenizer without chat template)."""
-    from safetensors.torch import save_file
-
+    from evalsuite.families.common import write_tiny_checkpoint
     from evalsuite.families.dream.config import DreamConfig
     from evalsuite.families.dream.network import DreamModel
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cfg = DreamConfig.from_dict(CONFIG)
-    torch.manual_seed(seed)
-    model = DreamModel(cfg)
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, value in sorted(model.state_dict().items()):
-        if key.endswith("layernorm.weight") or key == "model.norm.weight":
-            state[key] = torch.ones_like(value)
-        else:
-            scale = 0.5 if key == "model.embed_tokens.weight" else 0.08
-            state[key] = (torch.randn(value.shape, generator=gen) * scale).contiguous()
-    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-    (out_dir / "config.json").write_text(json.dumps(CONFIG, indent=2) + "\n")
-    for name in TOKENIZER_FILES:
-        shutil.copyfile(Path(tokenizer_dir) / name, out_dir / name)
-    tok_cfg = json.loads((Path(tokenizer_dir) / "tokenizer_config.json").read_text())
-    tok_cfg.pop("chat_template", None)
-    (out_dir / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2) + "\n")
-    return out_dir
+    with torch.device("meta"):
+        network = DreamModel(DreamConfig.from_dict(CONFIG))
+    return write_tiny_checkpoint(out_dir, CONFIG, network, tokenizer_dir, seed)
