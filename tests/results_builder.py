@@ -23,6 +23,16 @@ GEN_TASK = "llada_gsm8k"
 MC_TASK = "llada_piqa"
 GROUP = "llada_mmlu"
 GROUP_CHILDREN = ("llada_mmlu_anatomy", "llada_mmlu_astronomy")
+ARITH_TASK = "llada_arith"
+"""Scored like GEN_TASK (strict-match and flexible-extract)."""
+POEM_PREFIX = "llada_poem"
+"""Tasks named ``llada_poem*`` are couplet tasks (``acc``); ``backward`` in the name asks for
+the first line, otherwise for the second."""
+
+
+def couplet(i: int) -> dict[str, str]:
+    """The ``i``-th synthetic couplet (fields of the held-out poem documents)."""
+    return {"first": f"春风第{i}夜来", "second": f"秋月第{i}人归", "source": f"诗{i}"}
 
 
 def _sha(text: str) -> str:
@@ -68,6 +78,35 @@ def gen_samples(
                     "exact_match": 1.0 if ok else 0.0,
                 }
             )
+    return entries
+
+
+def poem_samples(task: str, correct: Sequence[bool]) -> list[dict[str, Any]]:
+    """Couplet-task entries like llada_poem_forward/backward(_heldout): one filter, ``acc``."""
+    backward = "backward" in task
+    entries = []
+    for i, ok in enumerate(correct):
+        doc = couplet(i)
+        given, gold = (doc["second"], doc["first"]) if backward else (doc["first"], doc["second"])
+        ask = "的上一句是什么？" if backward else "的下一句是什么？"
+        prompt = f"{given}{ask}直接输出句子即可。"
+        text = gold if ok else "明月几时有"
+        entries.append(
+            {
+                "doc_id": i,
+                "doc": doc,
+                "target": gold,
+                "arguments": [(prompt, {"until": [], "max_gen_toks": 28})],
+                "resps": [[text]],
+                "filtered_resps": [text],
+                "filter": "none",
+                "metrics": ["acc"],
+                "doc_hash": _sha(str(doc)),
+                "prompt_hash": _sha(prompt),
+                "target_hash": _sha(gold),
+                "acc": 1 if ok else 0,
+            }
+        )
     return entries
 
 
@@ -120,7 +159,17 @@ def lm_eval_output(
     hib: dict[str, Any] = {}
     n_samples: dict[str, Any] = {}
     for task, flags in correct.items():
-        if task.startswith(GEN_TASK):
+        if task.startswith(POEM_PREFIX):
+            samples[task] = poem_samples(task, flags)
+            mean, se = _agg([1.0 if f else 0.0 for f in flags])
+            results[task] = {"alias": task, "acc,none": mean, "acc_stderr,none": se}
+            configs[task] = {
+                "task": task,
+                "output_type": "generate_until",
+                "generation_kwargs": {"until": [], "max_gen_toks": 28},
+            }
+            hib[task] = {"acc": True}
+        elif task.startswith(GEN_TASK) or task == ARITH_TASK:
             samples[task] = gen_samples(task, flags, outputs.get(task))
             mean, se = _agg([1.0 if f else 0.0 for f in flags])
             results[task] = {

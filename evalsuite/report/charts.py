@@ -9,6 +9,21 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from evalsuite.report.layout import (
+    AxisLabel,
+    PlacedLabel,
+    axis_labels,
+    fit_text,
+    place_point_labels,
+    Box,
+    text_box,
+    wrap_text,
+)
+
+FONT = 11.0
+"""Font size of chart labels (``svg text`` in the template)."""
+TITLE_FONT = 13.0
+
 PALETTE: tuple[str, ...] = (
     "#3366cc",
     "#dc3912",
@@ -37,6 +52,7 @@ class Bar:
     """One run's score on one task: bar, 95% whisker and published marker (all in x units)."""
 
     label: str
+    """The label as drawn (cut with ``…`` to fit left of the plot)."""
     y: float
     width: float
     color: str
@@ -44,6 +60,8 @@ class Bar:
     ci: tuple[float, float] | None
     published_x: float | None
     published_text: str | None
+    full_label: str = ""
+    """The whole label (tooltip)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,10 @@ class BarChart:
     bars: tuple[Bar, ...]
     ticks: tuple[Tick, ...]
     axis_y: float
+    full_title: str = ""
+    reference_x: float | None = None
+    """A vertical reference line (e.g. chance), in x units from ``left``."""
+    reference_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,8 +99,13 @@ def bar_chart(
     x_max: float = 100.0,
     width: float = 560.0,
     left: float = 210.0,
+    reference: tuple[float, str] | None = None,
 ) -> BarChart:
-    """Horizontal bars on a fixed ``0..x_max`` axis (percent by default)."""
+    """Horizontal bars on a fixed ``0..x_max`` axis (percent by default).
+
+    Labels are cut with ``…`` to fit left of the plot and the title to the chart's width
+    (the whole text is the tooltip); ``reference`` draws a labelled vertical line (chance).
+    """
     bar_h, gap, top = 18.0, 8.0, 8.0
     plot_w = width - left - 48.0
     observed = [v for b in inputs for v in (b.value, b.published) if v is not None]
@@ -93,7 +120,7 @@ def bar_chart(
         y = top + i * (bar_h + gap)
         bars.append(
             Bar(
-                label=b.label,
+                label=fit_text(b.label, left - 12.0, FONT),
                 y=y,
                 width=0.0 if b.value is None else sx(b.value),
                 color=b.color,
@@ -101,11 +128,30 @@ def bar_chart(
                 ci=None if b.ci is None else (sx(b.ci[0]), sx(b.ci[1])),
                 published_x=None if b.published is None else sx(b.published),
                 published_text=None if b.published is None else f"published {b.published:.1f}",
+                full_label=b.label,
             )
         )
     axis_y = top + len(inputs) * (bar_h + gap)
     ticks = tuple(Tick(sx(x_max * f), f"{x_max * f:g}") for f in (0, 0.25, 0.5, 0.75, 1.0))
-    return BarChart(title, width, axis_y + 28.0, left, plot_w, bar_h, tuple(bars), ticks, axis_y)
+    height = axis_y + 28.0
+    ref_x = ref_text = None
+    if reference is not None:
+        ref_x, ref_text = sx(reference[0]), fit_text(reference[1], plot_w, FONT)
+        height += 14.0
+    return BarChart(
+        fit_text(title, width - 4.0, TITLE_FONT),
+        width,
+        height,
+        left,
+        plot_w,
+        bar_h,
+        tuple(bars),
+        ticks,
+        axis_y,
+        full_title=title,
+        reference_x=ref_x,
+        reference_text=ref_text,
+    )
 
 
 @dataclass(frozen=True)
@@ -113,7 +159,8 @@ class Point:
     x: float
     y: float
     color: str
-    label: str
+    label: PlacedLabel | None
+    """Where the point's label goes; ``None`` when every spot near it was taken."""
     tooltip: str
 
 
@@ -121,6 +168,7 @@ class Point:
 class LegendItem:
     label: str
     color: str
+    full: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,6 +186,8 @@ class ScatterChart:
     x_ticks: tuple[Tick, ...]
     y_ticks: tuple[Tick, ...]
     legend: tuple[LegendItem, ...]
+    hidden_labels: int = 0
+    """Points drawn without a label (no free spot; the tooltip still names them)."""
 
 
 @dataclass(frozen=True)
@@ -196,11 +246,19 @@ def scatter_chart(
     def sy(v: float) -> float:
         return ph - max(0.0, v) / y_max * ph
 
+    shown = [p for p in inputs if p.x > 0]
+    xy = [(sx(p.x), sy(p.y)) for p in shown]
+    y_ticks = tuple(Tick(sy(v), f"{v:g}") for v in (0, 25, 50, 75, 100) if v <= y_max)
+    # labels stay inside the plot, clear of each other and of the points
+    placed = place_point_labels(xy, [p.label for p in shown], Box(0.0, 0.0, pw, ph), FONT)
     points = tuple(
-        Point(sx(p.x), sy(p.y), color(p.series), p.label, p.tooltip) for p in inputs if p.x > 0
+        Point(x, y, color(p.series), lbl, p.tooltip)
+        for (x, y), p, lbl in zip(xy, shown, placed, strict=True)
     )
+    legend_w = right - 28.0 - 4.0
+    height = max(height, top + bottom + 18.0 * len(series_labels))
     return ScatterChart(
-        title=title,
+        title=fit_text(title, width - 4.0, TITLE_FONT),
         x_title=x_title + (" (log scale)" if log else ""),
         y_title=y_title,
         width=width,
@@ -211,6 +269,186 @@ def scatter_chart(
         plot_height=ph,
         points=points,
         x_ticks=tuple(Tick(sx(v), f"{v:g}") for v in x_ticks_v),
-        y_ticks=tuple(Tick(sy(v), f"{v:g}") for v in (0, 25, 50, 75, 100) if v <= y_max),
-        legend=tuple(LegendItem(lbl, color(i)) for i, lbl in enumerate(series_labels)),
+        y_ticks=y_ticks,
+        legend=tuple(
+            LegendItem(fit_text(lbl, legend_w, FONT), color(i), lbl)
+            for i, lbl in enumerate(series_labels)
+        ),
+        hidden_labels=sum(lbl is None for lbl in placed),
     )
+
+
+# ---------------------------------------------------------------- grouped vertical bars
+
+
+@dataclass(frozen=True)
+class SeriesValue:
+    """One bar of a group: value and 95% interval in display units (percent)."""
+
+    value: float
+    ci: tuple[float, float] | None
+    tooltip: str
+
+
+@dataclass(frozen=True)
+class GroupInput:
+    """One group (a model): its bars, one per series (``None``: not run), and a note."""
+
+    label: str
+    values: Sequence[SeriesValue | None]
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class VBar:
+    x: float
+    y: float
+    width: float
+    height: float
+    color: str
+    ci: tuple[float, float] | None
+    """Whisker ends as y coordinates (top, bottom)."""
+    value_text: str
+    value_y: float
+    tooltip: str
+
+
+@dataclass(frozen=True)
+class GroupLabel:
+    label: AxisLabel
+    note_lines: tuple[str, ...]
+    note_y: float
+    """Baseline of the first note line."""
+    missing: tuple[tuple[float, str], ...]
+    """``(x, text)`` of series not run in this group (drawn at the axis)."""
+
+
+@dataclass(frozen=True)
+class SwatchItem:
+    x: float
+    y: float
+    label: str
+    full: str
+    color: str
+
+
+@dataclass(frozen=True)
+class GroupedChart:
+    """Vertical bars grouped by model, one colour per series, on a 0-100 axis."""
+
+    title: str
+    full_title: str
+    width: float
+    height: float
+    left: float
+    top: float
+    plot_width: float
+    plot_height: float
+    bars: tuple[VBar, ...]
+    groups: tuple[GroupLabel, ...]
+    y_ticks: tuple[Tick, ...]
+    legend: tuple[SwatchItem, ...]
+    line_height: float
+
+
+def grouped_bar_chart(
+    title: str,
+    groups: Sequence[GroupInput],
+    series: Sequence[tuple[str, str]],
+    *,
+    plot_height: float = 200.0,
+    bar_width: float = 34.0,
+    bar_gap: float = 6.0,
+    group_gap: float = 40.0,
+    legend_width: float = 250.0,
+) -> GroupedChart:
+    """Bars per group and series (``series``: ``(name, colour)``), whiskers, values, legend.
+
+    Every text is laid out here: value labels sit above the bar or its whisker (bars are
+    ``bar_width + bar_gap`` apart, wider than any ``100.0``), group labels wrap inside their
+    slot, notes below them, the legend to the right of the plot.
+    """
+    n_series = max(1, len(series))
+    lh = FONT * 1.25
+    left, top = 40.0, 22.0 + FONT + 8.0  # title, then room for a value label at 100%
+    group_w = n_series * (bar_width + bar_gap) - bar_gap
+    slot = group_w + group_gap
+    plot_w = max(slot * len(groups), slot)
+    ph = plot_height
+
+    def sy(v: float) -> float:
+        return ph - max(0.0, min(100.0, v)) / 100.0 * ph
+
+    bars: list[VBar] = []
+    centers: list[float] = []
+    missing_of: list[list[tuple[float, str]]] = []
+    for g_i, g in enumerate(groups):
+        x0 = g_i * slot + group_gap / 2
+        centers.append(x0 + group_w / 2)
+        missing: list[tuple[float, str]] = []
+        for s_i, sv in enumerate(g.values):
+            bx = x0 + s_i * (bar_width + bar_gap)
+            if sv is None:
+                missing.append((bx + bar_width / 2, "—"))
+                continue
+            y = sy(sv.value)
+            ci = None if sv.ci is None else (sy(sv.ci[1]), sy(sv.ci[0]))
+            top_of = min(y, ci[0]) if ci is not None else y
+            bars.append(
+                VBar(
+                    bx, y, bar_width, ph - y, series[s_i][1], ci, f"{sv.value:.1f}",
+                    top_of - 4.0, sv.tooltip,
+                )
+            )
+        missing_of.append(missing)
+
+    labels = axis_labels(centers, [g.label for g in groups], slot, ph + 4.0, FONT, line_height=lh)
+    group_labels = []
+    bottom = ph + 4.0
+    for g, lbl, missing in zip(groups, labels, missing_of, strict=True):
+        note_lines = tuple(wrap_text(g.note, slot - 8.0, FONT, 2)) if g.note else ()
+        note_y = lbl.y + len(lbl.lines) * lh
+        group_labels.append(GroupLabel(lbl, note_lines, note_y, tuple(missing)))
+        last = (note_y + (len(note_lines) - 1) * lh + 0.3 * FONT) if note_lines else 0.0
+        bottom = max(bottom, lbl.box.bottom, last)
+
+    legend_x = plot_w + 16.0
+    legend = tuple(
+        SwatchItem(legend_x, i * 18.0, fit_text(name, legend_width - 16.0, FONT), name, col)
+        for i, (name, col) in enumerate(series)
+    )
+    width = left + legend_x + legend_width
+    height = top + max(bottom, len(series) * 18.0) + 8.0
+    return GroupedChart(
+        title=fit_text(title, width - 4.0, TITLE_FONT),
+        full_title=title,
+        width=width,
+        height=height,
+        left=left,
+        top=top,
+        plot_width=plot_w,
+        plot_height=ph,
+        bars=tuple(bars),
+        groups=tuple(group_labels),
+        y_ticks=tuple(Tick(sy(v), f"{v:g}") for v in (0, 25, 50, 75, 100)),
+        legend=legend,
+        line_height=lh,
+    )
+
+
+def grouped_text_boxes(chart: GroupedChart) -> list[tuple[str, object]]:
+    """Every text of a grouped chart with its estimated box, in plot coordinates (for tests)."""
+    out: list[tuple[str, object]] = []
+    for b in chart.bars:
+        out.append((b.value_text, text_box(b.x + b.width / 2, b.value_y, b.value_text, FONT,
+                                           "middle")))
+    for g in chart.groups:
+        out.append((g.label.full, g.label.box))
+        for i, line in enumerate(g.note_lines):
+            out.append((line, text_box(g.label.x, g.note_y + i * chart.line_height, line, FONT,
+                                       "middle")))
+    for item in chart.legend:
+        out.append((item.label, text_box(item.x + 16.0, item.y + 9.0, item.label, FONT)))
+    for t in chart.y_ticks:
+        out.append((t.label, text_box(-6.0, t.pos + 4.0, t.label, FONT, "end")))
+    return out

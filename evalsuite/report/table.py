@@ -21,6 +21,7 @@ from evalsuite.report.charts import (
     scatter_chart,
 )
 from evalsuite.report.published import Published, lookup
+from evalsuite.report.study import Study, build_study
 from evalsuite.results.compare import (
     higher_is_better,
     pair_scores,
@@ -154,6 +155,8 @@ class Report:
     comparisons: tuple[Comparison, ...]
     skipped: tuple[Skipped, ...]
     sources: tuple[str, ...]
+    study: Study | None = None
+    """The miniature study's section, when the runs hold its tasks (shown first)."""
 
 
 def _short(run: Run) -> str:
@@ -398,4 +401,7 @@ def build_report(
         comparisons=tuple(comparisons),
         skipped=tuple(skipped),
         sources=tuple(sources),
+        study=build_study(
+            ordered, [r.short for r in rows], [r.color for r in rows], [c.name for c in columns]
+        ),
     )
