@@ -2,140 +2,57 @@
 
 Checks: the page loads with no console error, no exception and no network request other than
 the file itself; model outputs holding ``<script>``/HTML show as text and run nothing; the
-"only disagreements" filter works. Saves ``test-artifacts/report.png``.
+"only disagreements" filter works. A report of the miniature study fits a 1280-pixel-wide
+window (no element past the page's width outside a scroll box), opens with the study, and its
+chart labels, as rendered, neither overlap nor leave their chart. Saves
+``test-artifacts/report.png`` and ``test-artifacts/report-study-1280.png``.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import shutil
 import subprocess
-import time
-import urllib.request
+import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from results_builder import GEN_TASK, MC_TASK, flags, make_run
 
 from evalsuite.report import build_report, write_html
+from evalsuite.report.browser import (
+    DevTools,
+    chromium_page,
+    find_chromium,
+    label_problems,
+    open_page,
+    page_overflow,
+    screenshot,
+)
 from evalsuite.results import read_runs
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 SCRIPT_OUTPUT = "<script>window.__pwned=1</script><b>bold?</b>"
 IMG_OUTPUT = '<img src="http://example.invalid/x.png" onerror="window.__pwned=2">'
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
+REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(
-        _chromium() is None, reason="chromium is not installed (apt-get install chromium)"
+        find_chromium() is None, reason="chromium is not installed (apt-get install chromium)"
     ),
 ]
 
 
-class DevTools:
-    """Minimal DevTools-protocol client over one page's websocket; records every event."""
-
-    def __init__(self, ws_url: str) -> None:
-        import websocket  # websocket-client
-
-        self.ws = websocket.create_connection(ws_url, timeout=30, suppress_origin=True)
-        self.next_id = 0
-        self.events: list[dict[str, Any]] = []
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self.next_id += 1
-        my_id = self.next_id
-        self.ws.send(json.dumps({"id": my_id, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv())
-            if msg.get("id") == my_id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-            if "method" in msg:
-                self.events.append(msg)
-
-    def wait_for(self, method: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        if any(e["method"] == method for e in self.events):
-            return
-        while time.monotonic() < deadline:
-            msg = json.loads(self.ws.recv())
-            if "method" in msg:
-                self.events.append(msg)
-                if msg["method"] == method:
-                    return
-        raise TimeoutError(f"no {method} within {timeout} s")
-
-    def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"page script failed: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def close(self) -> None:
-        self.ws.close()
-
-
 @pytest.fixture
-def chromium_page(tmp_path: Path):
+def page(tmp_path: Path):
     """A fresh headless Chromium (own profile) and a DevTools client on its blank page."""
-    profile = tmp_path / "profile"
-    proc = subprocess.Popen(
-        [
-            _chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-extensions",
-            "--disable-dev-shm-usage",
-            f"--user-data-dir={profile}",
-            "--remote-debugging-port=0",
-            "--window-size=1400,1000",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = None
     try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 60
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"chromium did not start (exit {proc.poll()})")
-            time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
-            targets = json.load(resp)
-        page = next(t for t in targets if t.get("type") == "page")
-        client = DevTools(page["webSocketDebuggerUrl"])
-        yield client
-    finally:
-        if client is not None:
-            client.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with chromium_page(tmp_path / "profile") as client:
+            yield client
+    except RuntimeError as exc:
+        if "did not start" in str(exc):
+            pytest.fail(str(exc))
+        raise
 
 
 def _report(tmp_path: Path) -> Path:
@@ -162,22 +79,9 @@ def _report(tmp_path: Path) -> Path:
     )
 
 
-def test_report_renders_offline_and_escapes_outputs(
-    tmp_path: Path, chromium_page: DevTools
-) -> None:
+def test_report_renders_offline_and_escapes_outputs(tmp_path: Path, page: DevTools) -> None:
     html = _report(tmp_path)
-    page = chromium_page
-    for domain in ("Runtime", "Log", "Network", "Page"):
-        page.call(f"{domain}.enable")
-    page.call(
-        "Emulation.setDeviceMetricsOverride",
-        width=1400,
-        height=1000,
-        deviceScaleFactor=1,
-        mobile=False,
-    )
-    page.call("Page.navigate", url=html.as_uri())
-    page.wait_for("Page.loadEventFired")
+    open_page(page, html, width=1400)
 
     text = page.evaluate("document.body.innerText")
     assert SCRIPT_OUTPUT in text
@@ -201,17 +105,13 @@ def test_report_renders_offline_and_escapes_outputs(
     assert page.evaluate(visible) == disagreeing
 
     page.evaluate("document.querySelectorAll('input.disagree-filter').forEach(b => b.click())")
-    metrics = page.call("Page.getLayoutMetrics")
-    height = min(int(metrics["cssContentSize"]["height"]), 6000)
-    shot = page.call(
-        "Page.captureScreenshot",
-        format="png",
-        captureBeyondViewport=True,
-        clip={"x": 0, "y": 0, "width": 1400, "height": height, "scale": 1},
-    )
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "report.png").write_bytes(base64.b64decode(shot["data"]))
+    screenshot(page, ARTIFACTS / "report.png", width=1400, max_height=6000)
+    _assert_clean_load(page, html)
+    assert os.path.getsize(ARTIFACTS / "report.png") > 10_000
 
+
+def _assert_clean_load(page: DevTools, html: Path) -> None:
+    """No console error or exception, and no request but the file itself."""
     page.call("Runtime.evaluate", expression="0")  # flush pending events
     errors = [
         e
@@ -228,5 +128,108 @@ def test_report_renders_offline_and_escapes_outputs(
         for e in page.events
         if e["method"] == "Network.requestWillBeSent"
     ]
-    assert requests == [html.as_uri()], requests
-    assert os.path.getsize(ARTIFACTS / "report.png") > 10_000
+    assert requests == [html.resolve().as_uri()], requests
+
+
+LONG_SETTING = "x" * 300  # one unbreakable 300-character settings value
+LONG_OUTPUT = "#" * 400  # an output without a single break opportunity
+
+
+def _study_report(tmp_path: Path) -> Path:
+    """Runs shaped like ``make eval``'s: per model a study run (the study tasks and a few
+    documents of short paper tasks) and a pipeline run (long paper tasks, one document)."""
+    root = tmp_path / "runs"
+    study = {"llada_poem_train_forward": (40, 31), "llada_poem_forward_heldout": (30, 12),
+             "llada_poem_backward_heldout": (30, 2), "llada_arith": (50, 5),
+             "llada_sum_choice": (60, 33)}
+    made: dict[str, list[Path]] = {"study": [], "pipeline": []}
+    for preset, shift in (("llada-tiny", 0), ("arm-tiny", 7)):
+        tasks = {t: flags(n, min(n, k + shift)) for t, (n, k) in study.items()}
+        tasks |= {MC_TASK: flags(5, 2), "llada_mmlu_anatomy": flags(5, 1)}
+        made["study"].append(make_run(
+            root, tasks, preset=preset, outputs={"llada_arith": {0: LONG_OUTPUT + preset}},
+            settings={"llada_arith": {"gen_length": 32, "note": LONG_SETTING + preset}}))
+        made["pipeline"].append(make_run(
+            root, {GEN_TASK: flags(1, 0), "llada_bbh_boolean_expressions": flags(1, 1),
+                   "llada_math_algebra_with_an_unusually_long_task_name": flags(1, 0)},
+            preset=preset))
+    # in make eval's order: the study runs first (the baseline is llada-tiny's), then the rest
+    runs, skipped = read_runs(made["study"] + made["pipeline"])
+    assert len(runs) == 4 and not skipped
+    report = build_report(runs, generated_utc="test",
+                          title="The miniature study: llada-tiny (diffusion) vs arm-tiny")
+    assert report.study is not None
+    return write_html(report, tmp_path / "study.html")
+
+
+def test_study_report_fits_1280px_and_opens_with_the_study(tmp_path: Path, page: DevTools) -> None:
+    html = _study_report(tmp_path)
+    text = html.read_text()
+    assert LONG_SETTING in text and LONG_OUTPUT in text  # the wide content is on the page
+    open_page(page, html, width=1280)
+    overflow = page_overflow(page)
+    assert overflow["clientWidth"] == 1280
+    assert overflow["scrollWidth"] <= overflow["clientWidth"], overflow
+    assert overflow["count"] == 0, overflow["offenders"]
+    # the study comes first: the first heading after the title, above every other section
+    first_h2 = page.evaluate("document.querySelector('main h2').id")
+    assert first_h2 == "study"
+    tops = page.evaluate(
+        "['study', 'pipeline', 'scores', 'samples'].map("
+        "id => document.getElementById(id).getBoundingClientRect().top)"
+    )
+    assert tops == sorted(tops), tops
+    assert "not comparable" in page.evaluate("document.getElementById('pipeline').innerText")
+    assert page.evaluate("document.querySelectorAll('#reversal-chart rect').length") >= 6
+    # chart texts as rendered: none overlaps another, none is cut off at its chart's edge
+    labels = label_problems(page)
+    assert labels["checked"] > 50 and labels["count"] == 0, labels["problems"]
+    # the folded settings value and the charts of every task open without widening the page
+    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+    again = page_overflow(page)
+    assert again["scrollWidth"] <= again["clientWidth"] and again["count"] == 0, again
+    assert label_problems(page)["count"] == 0
+    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = false)")
+    out = screenshot(page, ARTIFACTS / "report-study-1280.png", width=1280, max_height=8000)
+    assert out.stat().st_size > 10_000
+    _assert_clean_load(page, html)
+
+
+def test_layout_checks_catch_a_wide_page_and_overlapping_labels(
+    tmp_path: Path, page: DevTools
+) -> None:
+    """The two checks above can fail: a page wider than the viewport, labels on each other."""
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        '<!DOCTYPE html><html><body><div id="wide" style="width:1600px">wide</div>'
+        '<svg width="300" height="100" aria-label="bad"><text x="10" y="20">overlapping</text>'
+        '<text x="20" y="22">labels</text><text x="280" y="60">cut off at the edge</text></svg>'
+        "</body></html>",
+        encoding="utf-8",
+    )
+    open_page(page, bad, width=1280)
+    overflow = page_overflow(page)
+    assert overflow["scrollWidth"] > overflow["clientWidth"]
+    assert any(o.startswith("div#wide") for o in overflow["offenders"])
+    problems = label_problems(page)["problems"]
+    assert any("overlaps" in p for p in problems) and any("cut off" in p for p in problems)
+
+
+def test_screenshot_script(tmp_path: Path) -> None:
+    html = _study_report(tmp_path)
+    out = tmp_path / "shot.png"
+    res = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "screenshot_report.py"), str(html), str(out),
+         "--width", "1280", "--max-height", "3000"],
+        capture_output=True, text=True, timeout=180, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    missing = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "screenshot_report.py"),
+         str(tmp_path / "nope.html"), str(out)],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert missing.returncode == 2 and "no such file" in missing.stderr

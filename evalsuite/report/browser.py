@@ -93,7 +93,10 @@ def chromium_page(
             f"no Chromium found on PATH (tried {', '.join(BROWSERS)}); install one, e.g. "
             "`apt-get install chromium`"
         )
-    with tempfile.TemporaryDirectory(prefix="evalsuite-chromium-") as tmp:
+    # the browser's helper processes may still write to the profile as it exits: a profile
+    # that cannot be removed at once is left to the system's temporary-file cleanup
+    with tempfile.TemporaryDirectory(prefix="evalsuite-chromium-",
+                                     ignore_cleanup_errors=True) as tmp:
         profile = profile or Path(tmp) / "profile"
         proc = subprocess.Popen(
             [

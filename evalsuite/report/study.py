@@ -292,11 +292,14 @@ def build_study(
     ``labels``/``colors`` are the report's per-run ones; a model run more than once keeps the
     report's short label (preset and run id), otherwise the preset names the group.
     """
-    # one colour per model (its first run's), so a model looks the same in every table
-    first: dict[str, str] = {}
-    for run, col in zip(runs, colors, strict=True):
-        first.setdefault(run.record.model.preset, col)
-    colors = [first[r.record.model.preset] for r in runs]
+    # one colour per model (its first run's), so a model looks the same in every table,
+    # unless a model has two study runs (then each run keeps its own)
+    study_presets = [r.record.model.preset for r in runs if is_study_run(r)]
+    if len(study_presets) == len(set(study_presets)):
+        first: dict[str, str] = {}
+        for run, col in zip(runs, colors, strict=True):
+            first.setdefault(run.record.model.preset, col)
+        colors = [first[r.record.model.preset] for r in runs]
     chosen = [(r, lbl, c) for r, lbl, c in zip(runs, labels, colors, strict=True)
               if is_study_run(r)]
     if not chosen:
