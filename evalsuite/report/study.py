@@ -347,9 +347,10 @@ def build_study(
     return Study(
         rows=tuple(rows),
         reversal_chart=reversal,
-        arith_chart=bar_chart("Arithmetic: llada_arith, strict-match (%)", arith, left=150.0)
+        arith_chart=bar_chart("Arithmetic: llada_arith, strict-match (%)", arith, left=130.0,
+                              width=520.0)
         if arith else None,
-        sum_chart=bar_chart("Sum choice: llada_sum_choice, acc (%)", sums, left=150.0,
+        sum_chart=bar_chart("Sum choice: llada_sum_choice, acc (%)", sums, left=130.0, width=520.0,
                             reference=(50.0, "dashed line: chance (50%)"))
         if sums else None,
         pipeline_columns=tuple(i for i, t in enumerate(all_tasks) if t not in STUDY_TASKS),
