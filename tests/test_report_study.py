@@ -94,7 +94,9 @@ def test_estimate_uses_counts_else_the_recorded_stderr(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- couplets and McNemar
 
 
-def _poem(task: str, i: int, ok: bool, *, c: int | None = None, hashed: bool = True) -> SampleRecord:
+def _poem(
+    task: str, i: int, ok: bool, *, c: int | None = None, hashed: bool = True
+) -> SampleRecord:
     doc = couplet(i if c is None else c)
     backward = "backward" in task
     given, gold = (doc["second"], doc["first"]) if backward else (doc["first"], doc["second"])
@@ -228,16 +230,17 @@ def _disjoint(boxes: list[Box]) -> list[tuple[int, int]]:
 
 
 def test_fit_and_wrap_keep_within_width() -> None:
-    for text in LONG:
-        for width in (40.0, 90.0, 200.0):
-            fitted = fit_text(text, width, FONT)
-            assert text_width(fitted, FONT) <= width
-            assert fitted == text or fitted.endswith("…")
-            lines = wrap_text(text, width, FONT, max_lines=3)
-            assert 1 <= len(lines) <= 3
-            assert all(text_width(line, FONT) <= width for line in lines), lines
+    for text, width, bold in itertools.product(LONG, (40.0, 90.0, 200.0), (False, True)):
+        fitted = fit_text(text, width, FONT, bold)
+        assert text_width(fitted, FONT, bold) <= width
+        assert fitted == text or fitted.endswith("…")
+        lines = wrap_text(text, width, FONT, max_lines=3, bold=bold)
+        assert 1 <= len(lines) <= 3
+        assert all(text_width(line, FONT, bold) <= width for line in lines), lines
+    assert text_width("llada", FONT, bold=True) > text_width("llada", FONT)
     assert fit_text("short", 200.0, FONT) == "short"
-    assert wrap_text("llada_poem_backward_heldout", 110.0, FONT) == ["llada_poem_", "backward_heldout"]
+    wrapped = wrap_text("llada_poem_backward_heldout", 125.0, FONT)
+    assert wrapped == ["llada_poem_", "backward_heldout"]
 
 
 def test_axis_labels_do_not_overlap_for_long_names() -> None:

@@ -186,8 +186,9 @@ OVERFLOW_JS = r"""
     }
     return null;
   };
-  const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
-    (typeof el.className === 'string' && el.className ? '.' + el.className.split(' ').join('.') : '');
+  const cls = el => typeof el.className === 'string' && el.className
+    ? '.' + el.className.split(' ').join('.') : '';
+  const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + cls(el);
   const offenders = [];
   for (const el of document.querySelectorAll('body *')) {
     const r = el.getBoundingClientRect();
@@ -237,7 +238,8 @@ LABELS_JS = r"""
       const a = texts[i].r, b = texts[j].r;
       if (a.left < b.right - tol && b.left < a.right - tol &&
           a.top < b.bottom - tol && b.top < a.bottom - tol)
-        problems.push(`svg ${si} (${svg.getAttribute('aria-label')}): "${texts[i].t}" overlaps "${texts[j].t}"`);
+        problems.push(`svg ${si} (${svg.getAttribute('aria-label')}): ` +
+                      `"${texts[i].t}" overlaps "${texts[j].t}"`);
     }
   });
   return {checked: checked, problems: problems.slice(0, 30), count: problems.length};

@@ -139,7 +139,7 @@ def bar_chart(
         ref_x, ref_text = sx(reference[0]), fit_text(reference[1], plot_w, FONT)
         height += 14.0
     return BarChart(
-        fit_text(title, width - 4.0, TITLE_FONT),
+        fit_text(title, width - 4.0, TITLE_FONT, bold=True),
         width,
         height,
         left,
@@ -258,7 +258,7 @@ def scatter_chart(
     legend_w = right - 28.0 - 4.0
     height = max(height, top + bottom + 18.0 * len(series_labels))
     return ScatterChart(
-        title=fit_text(title, width - 4.0, TITLE_FONT),
+        title=fit_text(title, width - 4.0, TITLE_FONT, bold=True),
         x_title=x_title + (" (log scale)" if log else ""),
         y_title=y_title,
         width=width,
@@ -402,7 +402,9 @@ def grouped_bar_chart(
             )
         missing_of.append(missing)
 
-    labels = axis_labels(centers, [g.label for g in groups], slot, ph + 4.0, FONT, line_height=lh)
+    labels = axis_labels(
+        centers, [g.label for g in groups], slot, ph + 4.0, FONT, line_height=lh, bold=True
+    )
     group_labels = []
     bottom = ph + 4.0
     for g, lbl, missing in zip(groups, labels, missing_of, strict=True):
@@ -420,7 +422,7 @@ def grouped_bar_chart(
     width = left + legend_x + legend_width
     height = top + max(bottom, len(series) * 18.0) + 8.0
     return GroupedChart(
-        title=fit_text(title, width - 4.0, TITLE_FONT),
+        title=fit_text(title, width - 4.0, TITLE_FONT, bold=True),
         full_title=title,
         width=width,
         height=height,
@@ -436,12 +438,12 @@ def grouped_bar_chart(
     )
 
 
-def grouped_text_boxes(chart: GroupedChart) -> list[tuple[str, object]]:
+def grouped_text_boxes(chart: GroupedChart) -> list[tuple[str, Box]]:
     """Every text of a grouped chart with its estimated box, in plot coordinates (for tests)."""
-    out: list[tuple[str, object]] = []
+    out: list[tuple[str, Box]] = []
     for b in chart.bars:
         out.append((b.value_text, text_box(b.x + b.width / 2, b.value_y, b.value_text, FONT,
-                                           "middle")))
+                                           "middle", bold=True)))
     for g in chart.groups:
         out.append((g.label.full, g.label.box))
         for i, line in enumerate(g.note_lines):
