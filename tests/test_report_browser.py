@@ -143,16 +143,18 @@ def _study_report(tmp_path: Path) -> Path:
              "llada_poem_backward_heldout": (30, 2), "llada_arith": (50, 5),
              "llada_sum_choice": (60, 33)}
     made: dict[str, list[Path]] = {"study": [], "pipeline": []}
-    for preset, shift in (("llada-tiny", 0), ("arm-tiny", 7)):
+    # seconds per document spanning four decades: the speed chart's x axis is logarithmic
+    for preset, shift, secs in (("llada-tiny", 0, 0.02), ("arm-tiny", 7, 0.0004)):
         tasks = {t: flags(n, min(n, k + shift)) for t, (n, k) in study.items()}
         tasks |= {MC_TASK: flags(5, 2), "llada_mmlu_anatomy": flags(5, 1)}
         made["study"].append(make_run(
             root, tasks, preset=preset, outputs={"llada_arith": {0: LONG_OUTPUT + preset}},
-            settings={"llada_arith": {"gen_length": 32, "note": LONG_SETTING + preset}}))
+            settings={"llada_arith": {"gen_length": 32, "note": LONG_SETTING + preset}},
+            seconds=secs))
         made["pipeline"].append(make_run(
             root, {GEN_TASK: flags(1, 0), "llada_bbh_boolean_expressions": flags(1, 1),
                    "llada_math_algebra_with_an_unusually_long_task_name": flags(1, 0)},
-            preset=preset))
+            preset=preset, seconds=3.0))
     # in make eval's order: the study runs first (the baseline is llada-tiny's), then the rest
     runs, skipped = read_runs(made["study"] + made["pipeline"])
     assert len(runs) == 4 and not skipped

@@ -23,6 +23,7 @@ from evalsuite.report.charts import (
     grouped_bar_chart,
     grouped_text_boxes,
     scatter_chart,
+    scatter_text_boxes,
 )
 from evalsuite.report.layout import (
     Box,
@@ -216,9 +217,12 @@ def test_no_study_section_without_study_tasks(tmp_path: Path) -> None:
 
 def test_study_without_poems_shows_the_other_charts(tmp_path: Path) -> None:
     a = make_run(tmp_path, {"llada_arith": flags(20, 3), SUM_CHOICE: flags(20, 11)})
-    study = build_report([read_run(a)]).study
+    report = build_report([read_run(a)])
+    study = report.study
     assert study.reversal_chart is None and study.arith_chart and study.sum_chart
     assert study.rows[0].reversal is None and study.pipeline == ()
+    html = render_html(report)
+    assert 'id="study"' in html and "couplets" not in html and 'id="pipeline"' not in html
 
 
 # ---------------------------------------------------------------- label layout
@@ -290,3 +294,10 @@ def test_charts_texts_stay_apart() -> None:
     assert _disjoint(shown) == [] and scatter.hidden_labels == 12 - len(shown) > 0
     assert scatter.height >= 16 + 48 + 18 * len(LONG)
     assert math.isfinite(scatter.points[0].x)
+    for xs in ([0.00005, 0.002, 5.0], [0.1, 0.25, 0.3], [1.0, 200.0]):  # log and linear axes
+        chart = scatter_chart("s", "seconds per sample", "score (%)",
+                              [ScatterInput(x, 100.0 * (i % 2), 0, LONG[i], "")
+                               for i, x in enumerate(xs)], ["run"])
+        boxes = scatter_text_boxes(chart)
+        assert _disjoint([b for _, b in boxes]) == [], [(boxes[i], boxes[j]) for i, j in
+                                                       _disjoint([b for _, b in boxes])]

@@ -188,6 +188,9 @@ class ScatterChart:
     legend: tuple[LegendItem, ...]
     hidden_labels: int = 0
     """Points drawn without a label (no free spot; the tooltip still names them)."""
+    x_tick_y: float = 0.0
+    """Baseline of the x tick labels: low enough to clear the y axis's bottom label."""
+    x_title_y: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -275,7 +278,30 @@ def scatter_chart(
             for i, lbl in enumerate(series_labels)
         ),
         hidden_labels=sum(lbl is None for lbl in placed),
+        x_tick_y=ph + 18.0,
+        x_title_y=ph + 36.0,
     )
+
+
+def scatter_text_boxes(chart: ScatterChart) -> list[tuple[str, Box]]:
+    """Every text of a scatter chart with its estimated box, in plot coordinates (for tests)."""
+    out: list[tuple[str, Box]] = []
+    for t in chart.y_ticks:
+        out.append((t.label, text_box(-6.0, t.pos + 4.0, t.label, FONT, "end")))
+    for t in chart.x_ticks:
+        out.append((t.label, text_box(t.pos, chart.x_tick_y, t.label, FONT, "middle")))
+    out.append((chart.x_title, text_box(chart.plot_width / 2, chart.x_title_y, chart.x_title,
+                                        FONT, "middle")))
+    rotated = text_box(0.0, 0.0, chart.y_title, FONT, "middle")  # drawn rotated by -90°
+    out.append((chart.y_title, Box(-44.0 - 0.93 * FONT, chart.plot_height / 2 - rotated.w / 2,
+                                   rotated.h, rotated.w)))
+    for p in chart.points:
+        if p.label is not None:
+            out.append((p.label.text, p.label.box))
+    for i, item in enumerate(chart.legend):
+        out.append((item.label, text_box(chart.plot_width + 28.0, i * 18.0 + 9.0, item.label,
+                                         FONT)))
+    return out
 
 
 # ---------------------------------------------------------------- grouped vertical bars
