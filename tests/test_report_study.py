@@ -200,6 +200,11 @@ def test_study_model_rows_charts_and_pipeline(tmp_path: Path) -> None:
     colour = {c.label: c.color for c in study.pipeline}
     assert all(r.color == colour[r.label] for r in study.rows)
 
+    # the pipeline runs' outputs side by side, though the baseline (a study run) lacks the task
+    gsm = [c for c in report.comparisons if c.task == GEN_TASK]
+    assert len(gsm) == 1 and not gsm[0].single and gsm[0].n_shared == 1
+    assert {gsm[0].base_label.split()[0], gsm[0].cand_label.split()[0]} == {"llada-tiny",
+                                                                           "arm-tiny"}
     html = render_html(report)
     assert html.index('id="study"') < html.index('id="pipeline"') < html.index('id="scores"')
     assert "McNemar p = " + arm.reversal.p_text in html

@@ -380,6 +380,21 @@ def build_report(
     if len(ordered) == 1:
         for col in columns:
             comparisons.append(_comparison(base, base, col, f"cmp-0-{len(comparisons)}"))
+    # a task the baseline did not run (make eval's pipeline run): the first run holding it is
+    # the reference of its side-by-side views, or its outputs are listed alone
+    for col in columns:
+        if col.name in base.record.tasks:
+            continue
+        holders = [(row, run) for row, run in zip(rows, ordered, strict=True)
+                   if col.name in run.record.tasks]
+        if not holders:
+            continue
+        ref_row, ref = holders[0]
+        if len(holders) == 1:
+            comparisons.append(
+                _comparison(ref, ref, col, f"cmp-{ref_row.index}-{len(comparisons)}"))
+        for row, run in holders[1:]:
+            comparisons.append(_comparison(ref, run, col, f"cmp-{row.index}-{len(comparisons)}"))
 
     sources = sorted(
         {
