@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from evalsuite.report.layout import (
     AxisLabel,
+    Box,
     PlacedLabel,
     axis_labels,
     fit_text,
     place_point_labels,
-    Box,
     text_box,
     wrap_text,
 )
