@@ -306,3 +306,14 @@ def test_charts_texts_stay_apart() -> None:
         boxes = scatter_text_boxes(chart)
         assert _disjoint([b for _, b in boxes]) == [], [(boxes[i], boxes[j]) for i, j in
                                                        _disjoint([b for _, b in boxes])]
+
+
+def test_reference_bar_and_column_only_when_training_couplets_ran(tmp_path: Path) -> None:
+    a = make_run(tmp_path, {FORWARD: flags(10, 4), BACKWARD: flags(10, 1)})
+    report = build_report([read_run(a)])
+    chart = report.study.reversal_chart
+    assert [item.full for item in chart.legend] == ["held-out couplets, forward",
+                                                    "held-out couplets, backward"]
+    assert len(chart.bars) == 2
+    html = render_html(report)
+    assert "training couplets" not in html and "held-out couplets" in html
