@@ -1,8 +1,9 @@
 """The embedded default (``make eval`` with no MODEL): the miniature study through the harness.
 
 Evaluates both trained tiny models, ``llada-tiny`` on our ``llada`` backend and ``arm-tiny`` on
-lm-eval's own ``hf`` backend, on the study's tasks (the held-out couplets in both directions,
-the arithmetic problems, the sum-choice likelihood task; every document) and on a few
+lm-eval's own ``hf`` backend, on the study's tasks (the training couplets forwards, the
+held-out couplets in both directions, the arithmetic problems, the sum-choice likelihood
+task; every document) and on a few
 documents of every paper task (the subsets in tests/fixtures/data; HumanEval's programs run in
 evalsuite's sandbox), writes one run per model under ``--output`` and the HTML comparison
 report, and prints the report's path.
@@ -17,8 +18,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDY_TASKS = ("llada_poem_forward_heldout", "llada_poem_backward_heldout", "llada_arith",
-               "llada_sum_choice")
+STUDY_TASKS = ("llada_poem_train_forward", "llada_poem_forward_heldout",
+               "llada_poem_backward_heldout", "llada_arith", "llada_sum_choice")
 SHORT_PAPER_TASKS = ("llada_piqa", "llada_mmlu_anatomy", "llada_humaneval")
 LONG_PAPER_TASKS = ("llada_gsm8k", "llada_math_algebra", "llada_bbh_boolean_expressions")
 RUNS = ((STUDY_TASKS + SHORT_PAPER_TASKS, ()), (LONG_PAPER_TASKS, ("--limit", "1")))

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         rows = read_log(log)
         series[label] = [r["loss"] for r in rows]
-        sft_start = next((r["step"] for r in rows if r["phase"] == "sft"), None)
+        sft_start = next((r["step"] for r in rows if r.get("phase") == "sft"), None)
     svg = svg_loss_curves(series, phase_change=sft_start)
     svg_path = args.out.with_suffix(".svg")
     svg_path.write_text(svg)

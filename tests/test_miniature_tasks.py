@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from evalsuite.tasks import task_manager
-from evalsuite.tasks.miniature import MINIATURE_DIR, heldout_poems
+from evalsuite.tasks.miniature import MINIATURE_DIR, heldout_poems, training_poems
 
-NAMES = ["llada_poem_forward_heldout", "llada_poem_backward_heldout", "llada_arith", "llada_sum_choice"]
+NAMES = ["llada_poem_train_forward", "llada_poem_forward_heldout", "llada_poem_backward_heldout", "llada_arith", "llada_sum_choice"]
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,20 @@ def test_heldout_poem_tasks_ask_the_official_questions_over_the_heldout_split(ta
     assert backward.doc_to_target(doc) == doc["first"]
     assert forward.process_results(doc, [f"x{doc['second']}y"]) == {"acc": 1}
     assert backward.process_results(doc, [doc["second"]]) == {"acc": 0}
+
+
+def test_training_poem_task_asks_the_forward_question_over_the_other_couplets(tasks):
+    task = tasks["llada_poem_train_forward"]
+    docs = list(task.eval_docs)
+    poems = json.loads((MINIATURE_DIR / "poem_data.json").read_text())
+    held = set(json.loads((MINIATURE_DIR / "poem_heldout.json").read_text()))
+    assert len(docs) == len(poems) - len(held) == 375
+    assert [d["first"] for d in docs] == [p["first"] for i, p in enumerate(poems) if i not in held]
+    assert docs == training_poems()
+    assert not {d["first"] for d in docs} & {p["first"] for p in heldout_poems()}
+    doc = docs[0]
+    assert task.fewshot_context(doc, 0) == f"{doc['first']}的下一句是什么？直接输出句子即可。"
+    assert task.process_results(doc, [doc["second"]]) == {"acc": 1}
 
 
 def test_arith_is_gsm8k_shaped_with_real_stop_sequences(tasks):

@@ -4,6 +4,7 @@ committed checkpoints' loss curves, checkpoint formats and the bad-input paths o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,10 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from evalsuite.presets import ARM_TINY_DIR, LLADA_TINY_DIR
 from evalsuite.training import build, corpus, train
-from evalsuite.training.batches import pretraining_rows, sft_row
+from evalsuite.training.batches import mixed_batches, pool_batches, sft_row
 
 ROOT = Path(__file__).resolve().parents[1]
 MINI = ROOT / "evalsuite" / "assets" / "miniature"
@@ -53,10 +55,22 @@ def test_heldout_couplets_never_appear_in_sft_in_either_direction(data):
         assert poem["first"] not in sft_text and poem["second"] not in sft_text
     trained = [p for i, p in enumerate(data.poems) if i not in set(data.heldout)]
     assert all(corpus.BACKWARD_PROMPT.format(**p) in sft_text for p in trained)
+    pools = corpus.training_pools(data.poems, data.heldout, data.arith_train, data.sums_train, 0)
+    for name, pairs in pools.items():
+        text = "\n".join(p + a for p, a in pairs)
+        for i in data.heldout:
+            poem = data.poems[i]
+            for question in (corpus.FORWARD_PROMPT.format(**poem), corpus.BACKWARD_PROMPT.format(**poem)):
+                assert question not in text, name
+            if name != "couplet":
+                assert poem["first"] not in text and poem["second"] not in text, name
+    assert [a for _, a in pools["couplet"]] == [corpus.couplet_text(p) for p in data.poems]
 
 
 def test_no_test_problem_or_test_sum_is_trained(data):
     sft = corpus.sft_examples(data.poems, data.heldout, data.arith_train, data.sums_train)
+    pools = corpus.training_pools(data.poems, data.heldout, data.arith_train, data.sums_train, 0)
+    everything = "\n".join(p + a for pairs in pools.values() for p, a in pairs)
     prompts = {p for p, _ in sft}
     docs = set(corpus.pretraining_documents(data.poems, data.arith_train, data.sums_train))
     assert sum(p.startswith("Question: What is ") for p in prompts) == len(data.sums_train)
@@ -66,6 +80,28 @@ def test_no_test_problem_or_test_sum_is_trained(data):
     for p in data.arith_test:
         assert f"Question: {p['question']}\nAnswer:" not in prompts
         assert not any(p["question"] in doc for doc in docs)
+        assert p["question"] not in everything
+    for d in data.sums_test:
+        assert "".join(corpus.sum_fact(d["a"], d["b"])) not in everything
+
+
+def test_fewshot_pool_renders_llada_arith_prompts_as_the_harness_does(data):
+    """The 2-shot layout trained is lm-eval's rendering of llada_arith (checked against a
+    prompt the harness wrote into the committed baseline run)."""
+    pools = corpus.training_pools(data.poems, data.heldout, data.arith_train, data.sums_train, 0)
+    assert len(pools["fewshot"]) == len(data.arith_train)
+    for (prompt, answer), problem in zip(pools["fewshot"], data.arith_train):
+        assert prompt.count("Question: ") == corpus.FEWSHOT_K + 1
+        assert prompt.endswith(corpus.arith_pair(problem)[0]) and answer == " " + problem["answer"]
+        assert problem["question"] not in prompt[:-len(corpus.arith_pair(problem)[0])]
+    samples = [json.loads(line) for line in (ROOT / "results" / "baselines" / "llada-tiny" / "samples.jsonl")
+               .read_text().splitlines()]
+    harness = next(s["prompt"] for s in samples if s["task"] == "llada_arith")
+    blocks = harness.split("\n\n")
+    shots = [{"question": b.split("\nAnswer: ")[0].removeprefix("Question: "),
+              "answer": b.split("\nAnswer: ")[1]} for b in blocks[:-1]]
+    last = {"question": blocks[-1].removeprefix("Question: ").removesuffix("\nAnswer:"), "answer": ""}
+    assert corpus.fewshot_prompt(shots, last) == harness
 
 
 def test_pretraining_holds_every_couplet_forwards_and_none_backwards(data):
@@ -95,22 +131,39 @@ def test_sum_choice_gold_is_the_sum_and_test_pairs_are_not_trained(data):
 def test_tokenizer_retrains_identically_and_keeps_poem_characters_whole(data, committed_tokenizer):
     from evalsuite.training import tokenizer
 
-    other = corpus.pretraining_documents([], data.arith_train, data.sums_train)
+    other = corpus.tokenizer_texts(data.arith_train, data.sums_train)
     tok = tokenizer.train_tokenizer(build.poem_texts(data.poems), other, build.VOCAB_SIZE)
     assert tok.get_vocab() == committed_tokenizer.get_vocab()
     assert tokenizer.multi_token_characters(tok, build.poem_texts(data.poems)) == []
     assert [tok.token_to_id(s) for s in tokenizer.SPECIALS] == [0, 1, 2, 3, 4, 5]
 
 
-def test_packing_and_sft_padding():
-    rows = pretraining_rows([[5, 6, 7], [8, 9]], eos=0, seq_len=4, seed=0)
-    first = [next(rows) for _ in range(5)]
-    assert all(len(r) == 4 for r in first)
-    flat = [t for r in first for t in r]
-    assert flat.count(0) >= 4 and set(flat) <= {0, 5, 6, 7, 8, 9}
-    assert sft_row([7, 8], [9], eos=0, sft_len=6) == [7, 8, 9, 0, 0, 0]
+def test_one_example_per_row_with_eos_padding():
+    examples = [([5, 6], [7]), ([], [8, 9, 10]), ([11], [12, 13])]
+    batches = pool_batches(examples, eos=0, fill=4, batch_size=2, seed=0, name="t")
+    seen: list[list[int]] = []
+    for _ in range(6):
+        b = next(batches)
+        assert b.ids.shape[1] == int(b.visible_len.max()) + 1  # as wide as the longest row + EOS
+        for row, p, a in zip(b.ids.tolist(), b.prompt_len.tolist(), b.answer_len.tolist()):
+            body = row[:p + a - 1]
+            assert body in ([5, 6, 7], [8, 9, 10], [11, 12, 13])  # never two examples in a row
+            assert set(row[p + a - 1:]) == {0}
+            seen.append(body)
+    assert len(seen) == 12 and all(seen.count(e) == 4 for e in ([5, 6, 7], [8, 9, 10], [11, 12, 13]))
+    assert sft_row([7, 8], [9], eos=0, width=6) == [7, 8, 9, 0, 0, 0]
     with pytest.raises(ValueError, match="does not fit"):
-        sft_row([1] * 5, [2], eos=0, sft_len=6)
+        sft_row([1] * 5, [2], eos=0, width=6)
+
+
+def test_mixed_batches_follow_the_cycle_with_each_pool_s_rows():
+    pools = {"a": [([1], [2])], "b": [([], [3, 4])]}
+    stream = mixed_batches(pools, {"a": 3, "b": 2}, "a,b,b", eos=0, fill=4, seed=0)
+    got = [next(stream) for _ in range(6)]
+    assert [name for name, _ in got] == ["a", "b", "b"] * 2
+    assert [b.ids.shape[0] for _, b in got] == [3, 2, 2] * 2
+    with pytest.raises(ValueError, match="unknown"):
+        next(mixed_batches(pools, {"a": 1, "b": 1}, "a,c", eos=0, fill=4, seed=0))
 
 
 def test_the_two_models_share_shape_parameter_count_and_initial_weights():
@@ -129,7 +182,8 @@ def test_diffusion_sft_loss_never_masks_the_prompt():
     cfg = train.TrainConfig(d_model=32, n_layers=1, n_heads=2, mlp_hidden_size=48)
     model = train.build_model("llada", cfg, vocab)
     seen: list[torch.Tensor] = []
-    model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()))
+    # the token ids the network embeds (the loss calls hidden_states, not forward)
+    model.wte.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()))
     from evalsuite.training.batches import SftBatch
 
     ids = torch.randint(2, 64, (4, 12), generator=torch.Generator().manual_seed(0))
@@ -143,6 +197,40 @@ def test_diffusion_sft_loss_never_masks_the_prompt():
             assert torch.equal(noisy[row, :start], ids[row, :start])
             assert torch.equal(noisy[row, stop:], ids[row, stop:])  # beyond the visible part: never masked
     assert any((noisy == vocab.mask).any() for noisy in seen)
+
+
+def test_losses_equal_the_full_logits_losses():
+    """Both losses apply the vocabulary head to the positions they score only; the values are
+    those of the full-sequence logits (the textbook form), to float precision."""
+    from evalsuite.training.batches import SftBatch
+
+    vocab = train.Vocab(size=64, eos=0, mask=1)
+    cfg = train.TrainConfig(d_model=32, n_layers=1, n_heads=2, mlp_hidden_size=48)
+    ids = torch.randint(2, 64, (4, 12), generator=torch.Generator().manual_seed(0))
+    batch = SftBatch(ids, torch.tensor([3, 5, 7, 9]), torch.tensor([2, 2, 2, 2]),
+                     torch.tensor([6, 12, 9, 11]))
+    llada = train.build_model("llada", cfg, vocab)
+    fast = train.diffusion_sft_loss(llada, batch, vocab.mask, torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)  # the same draws as inside the loss
+    b, n = ids.shape
+    pos = torch.arange(n)[None, :]
+    visible = pos < batch.visible_len[:, None]
+    answer = (pos >= batch.prompt_len[:, None]) & visible
+    t = train._mask_ratio(b, gen)[:, None].expand(b, n)
+    masked = (torch.rand(b, n, generator=gen) < t) & answer
+    logits = llada(torch.where(masked, vocab.mask, ids), attention_mask=visible.long())
+    ce = torch.zeros(b, n)
+    ce[masked] = F.cross_entropy(logits[masked], ids[masked], reduction="none") / t[masked]
+    full = (ce.sum(1) / answer.sum(1).clamp(min=1)).mean()
+    assert masked.any() and torch.allclose(fast, full, rtol=1e-6, atol=1e-6)
+
+    arm = train.build_model("arm", cfg, vocab)
+    logits = arm(input_ids=ids).logits[:, :-1]
+    pos = torch.arange(1, n)[None, :]
+    start = batch.prompt_len[:, None]
+    keep = (pos >= start) & (pos < start + batch.answer_len[:, None])
+    full = F.cross_entropy(logits[keep], ids[:, 1:][keep])
+    assert torch.allclose(train.ar_sft_loss(arm, batch), full, rtol=1e-6, atol=1e-6)
 
 
 def test_diffusion_sft_rows_attend_only_to_their_visible_part():
@@ -162,18 +250,20 @@ def test_diffusion_sft_rows_attend_only_to_their_visible_part():
     assert losses[0].item() == pytest.approx(losses[1].item(), rel=1e-5)
 
 
-def test_sft_visible_lengths_cover_no_padding_to_all_padding():
-    from evalsuite.training.batches import sft_batches
-
+def test_visible_tails_cover_nothing_after_the_answer_to_the_whole_generation_window():
+    """Every layout the harness scores: the answer followed by nothing (likelihood) up to the
+    answer plus EOS filling the generation window (the sampler's answer region)."""
     examples = [([5, 6], [7]), ([5, 6, 8], [7, 9])]
-    batches = sft_batches(examples, eos=0, sft_len=10, batch_size=2, seed=0)
-    seen = set()
+    batches = pool_batches(examples, eos=0, fill=10, batch_size=2, seed=0)
+    seen: dict[int, set[int]] = {1: set(), 2: set()}
     for _ in range(200):
         b = next(batches)
-        full = b.prompt_len + b.answer_len - 1
-        assert bool(((b.visible_len >= full) & (b.visible_len <= 10)).all())
-        seen.update((b.visible_len - full).tolist())
-    assert 0 in seen and max(seen) >= 6
+        after_prompt = b.visible_len - b.prompt_len
+        answer = b.answer_len - 1
+        assert bool(((after_prompt >= answer) & (after_prompt <= 10)).all())
+        for a, v in zip(answer.tolist(), after_prompt.tolist()):
+            seen[a].add(v - a)
+    assert seen == {1: {0, 1, 9}, 2: {0, 1, 8}}
 
 
 @pytest.mark.parametrize("name", ["llada-tiny", "arm-tiny"])
@@ -181,6 +271,11 @@ def test_first_training_steps_reproduce_the_committed_log(name, data, committed_
     """Re-run the first 5 optimizer steps from the committed data and tokenizer: the losses
     equal the committed log's (float tolerance), so the checkpoint stays reproducible."""
     summary = json.loads((ROOT / "evalsuite" / "assets" / name / "training.json").read_text())
+    fields = {f.name for f in dataclasses.fields(train.TrainConfig)}
+    assert set(summary["train_config"]) == fields, (
+        f"{name}/training.json was written by another training recipe (settings "
+        f"{sorted(set(summary['train_config']) ^ fields)} differ): run make tiny-models and "
+        "commit the new checkpoints and logs")
     cfg = train.TrainConfig(**summary["train_config"])
     log = [json.loads(line) for line in (ROOT / "evalsuite" / "assets" / name / train.LOG_NAME)
            .read_text().splitlines()]

@@ -5,7 +5,9 @@ The data ships in the package (``evalsuite/assets/miniature``, written by
 
 * ``llada_poem_forward_heldout`` / ``llada_poem_backward_heldout``: the held-out couplets
   (``poem_heldout.json``: indices into ``poem_data.json``) that the tiny models saw only
-  forwards, in pre-training, never in SFT.
+  forwards, as plain text, never in the question format.
+* ``llada_poem_train_forward``: the other couplets (trained in the question format in both
+  directions): memorisation and extraction, told apart from generalisation.
 * ``llada_arith``: seeded arithmetic word problems in GSM8K's fields (``question``,
   ``answer`` ending ``#### N``); split ``train`` is the few-shot pool, ``test`` held out.
 * ``llada_sum_choice``: which of two numbers is ``a + b`` (likelihood, two choices).
@@ -43,6 +45,19 @@ def heldout_poems() -> list[dict[str, str]]:
     indices = json.loads(_path("poem_heldout.json").read_text(encoding="utf-8"))
     return [{"first": poems[i]["first"], "second": poems[i]["second"],
              "source": poems[i]["source"]} for i in indices]
+
+
+def training_poems() -> list[dict[str, str]]:
+    """The couplets that are not held out (trained in the question format), in file order."""
+    poems = json.loads(_path("poem_data.json").read_text(encoding="utf-8"))
+    held = set(json.loads(_path("poem_heldout.json").read_text(encoding="utf-8")))
+    return [{"first": p["first"], "second": p["second"], "source": p["source"]}
+            for i, p in enumerate(poems) if i not in held]
+
+
+def load_poems_train(**_: Any) -> Any:
+    """Split ``test``: the training couplets with fields ``first``, ``second``, ``source``."""
+    return _dataset_dict({"test": training_poems()})
 
 
 def load_poems_heldout(**_: Any) -> Any:

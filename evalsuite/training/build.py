@@ -154,7 +154,7 @@ def train_one(kind: str, cfg: Any, vocab: Any, stream: Any, tokenizer_dir: Path,
             f.write(json.dumps(row) + "\n")
             if row["step"] % 100 == 0:
                 f.flush()
-                log(f"{name} step {row['step']} {row['phase']} loss {row['loss']:.4f}")
+                log(f"{name} step {row['step']} {row['pool']} loss {row['loss']:.4f}")
 
         model, losses = train.step_losses(kind, cfg, vocab, stream, on_step=on_step)  # type: ignore[arg-type]
     seconds = time.time() - started
@@ -178,17 +178,16 @@ def train_one(kind: str, cfg: Any, vocab: Any, stream: Any, tokenizer_dir: Path,
     return summary
 
 
-def build_stream(data: MiniatureData, tok: Any) -> Any:
-    """Tokenize the pre-training documents and SFT examples with the shared tokenizer."""
+def build_stream(data: MiniatureData, tok: Any, seed: int = 0) -> Any:
+    """Tokenize every training pool with the shared tokenizer."""
     from evalsuite.training import corpus
     from evalsuite.training.train import Stream
 
     def enc(text: str) -> list[int]:
         return list(tok.encode(text).ids)
 
-    docs = corpus.pretraining_documents(data.poems, data.arith_train, data.sums_train)
-    sft = corpus.sft_examples(data.poems, data.heldout, data.arith_train, data.sums_train)
-    return Stream([enc(d) for d in docs], [(enc(p), enc(a)) for p, a in sft])
+    pools = corpus.training_pools(data.poems, data.heldout, data.arith_train, data.sums_train, seed)
+    return Stream({name: [(enc(p), enc(a)) for p, a in pairs] for name, pairs in pools.items()})
 
 
 def vocab_of(tok: Any) -> Any:
@@ -222,7 +221,7 @@ def run(args: argparse.Namespace, log: Any = print) -> list[dict[str, Any]]:
     torch.use_deterministic_algorithms(True)
     data = make_data(poems, args.seed)
     write_data(data, out / DATA_NAME)
-    other = corpus.pretraining_documents([], data.arith_train, data.sums_train)
+    other = corpus.tokenizer_texts(data.arith_train, data.sums_train)
     tok = tokenizer.train_tokenizer(poem_texts(poems), other, VOCAB_SIZE)
     split = tokenizer.multi_token_characters(tok, poem_texts(poems))
     if split:
@@ -233,9 +232,8 @@ def run(args: argparse.Namespace, log: Any = print) -> list[dict[str, Any]]:
     tokenizer.write_tokenizer_files(tok, tok_dir)
     cfg = TrainConfig(seed=args.seed)
     if args.steps is not None:
-        cfg = replace(cfg, pretrain_steps=min(cfg.pretrain_steps, args.steps),
-                      sft_steps=max(0, args.steps - cfg.pretrain_steps))
-    stream, vocab = build_stream(data, tok), vocab_of(tok)
+        cfg = replace(cfg, steps=min(cfg.steps, args.steps))
+    stream, vocab = build_stream(data, tok, args.seed), vocab_of(tok)
     try:
         if min(args.jobs, len(kinds)) <= 1:
             return [train_one(k, cfg, vocab, stream, tok_dir, out, log) for k in kinds]

@@ -1,18 +1,19 @@
 """The miniature study's data: seeded arithmetic, a sum-choice task, the held-out poem split.
 
 Everything is a pure function of a seed, so ``make tiny-models`` regenerates byte-identical
-files. Three kinds of text exist:
+files. The training text is a set of pools of (prompt, answer) pairs
+(:func:`training_pools`); a document is a pair with an empty prompt:
 
-* Pre-training documents (:func:`pretraining_documents`): every couplet in its natural order
-  only (``<first>，<second>。``), the arithmetic training problems in GSM8K's layout and the
-  sum facts of the sum-choice training split.
-* SFT examples (:func:`sft_examples`): (prompt, answer) pairs. The poem question format in
-  both directions on the training couplets only (the reversal-curse protocol: a held-out
-  couplet is seen only forwards, in pre-training), the arithmetic problems as
-  ``Question: ...\\nAnswer:`` -> solution, and the training sum facts in the sum-choice
-  layout.
-* Test documents: the held-out couplets, the arithmetic test split and the sum-choice test
-  split, which the task YAMLs of ``evalsuite/tasks/yaml/llada_miniature`` read.
+* couplet documents: every couplet in its natural order only (``<first>，<second>。``), the
+  held-out ones included (the only place they occur);
+* the poem question format in both directions on the training couplets only (the
+  reversal-curse protocol: a held-out couplet is seen only forwards, as text);
+* the arithmetic training problems as ``Question: ...\\nAnswer:`` -> solution, 0-shot and in
+  ``llada_arith``'s 2-shot prompt layout (shots drawn among the other training problems);
+* the training sum facts in the sum-choice layout.
+
+Test documents (the held-out couplets, the arithmetic test split and the sum-choice test
+split) are read by the task YAMLs of ``evalsuite/tasks/yaml/llada_miniature``.
 """
 
 from __future__ import annotations
@@ -139,33 +140,94 @@ def couplet_text(poem: dict[str, str]) -> str:
     return f"{poem['first']}，{poem['second']}。"
 
 
-POEM_REPEATS: Final = 4
-"""Copies of every couplet per pre-training epoch: the couplets are a small part of the text,
-and a tiny model must see each one often to memorise it in a few hundred steps."""
-
-
-def pretraining_documents(poems: list[dict[str, str]], arith_train: list[dict[str, str]],
-                          sums_train: list[dict[str, Any]]) -> list[str]:
-    """Every couplet forwards (:data:`POEM_REPEATS` times), the arithmetic training problems,
-    the training sum facts."""
-    docs = [couplet_text(p) for p in poems] * POEM_REPEATS
-    docs += ["".join(arith_pair(p)) for p in arith_train]
+def tokenizer_texts(arith_train: list[dict[str, str]], sums_train: list[dict[str, Any]]) -> list[str]:
+    """The non-poem texts the shared tokenizer is trained on: every arithmetic training
+    problem in ``llada_arith``'s layout and every training sum fact."""
+    docs = ["".join(arith_pair(p)) for p in arith_train]
     docs += ["".join(sum_fact(d["a"], d["b"])) for d in sums_train]
     return docs
 
 
-def sft_examples(poems: list[dict[str, str]], heldout: list[int],
-                 arith_train: list[dict[str, str]],
-                 sums_train: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(prompt, answer) pairs: both poem directions on the training couplets, the arithmetic
-    problems, the training sum facts. Held-out couplets and test sums never appear."""
+def pretraining_documents(poems: list[dict[str, str]], arith_train: list[dict[str, str]],
+                          sums_train: list[dict[str, Any]]) -> list[str]:
+    """The plain-text documents: every couplet forwards (held-out ones included; never
+    backwards), the arithmetic training problems and the training sum facts."""
+    return [couplet_text(p) for p in poems] + tokenizer_texts(arith_train, sums_train)
+
+
+def fewshot_prompt(shots: list[dict[str, str]], problem: dict[str, str]) -> str:
+    """``llada_arith``'s k-shot prompt as lm-eval renders it: each shot's question and answer
+    (``target_delimiter`` ""), shots and the question joined by ``fewshot_delimiter`` "\\n\\n"."""
+    parts = ["".join(arith_pair(s)) for s in shots]
+    return "\n\n".join([*parts, arith_pair(problem)[0]])
+
+
+FEWSHOT_K: Final = 2
+"""Shots of ``llada_arith`` (its YAML's ``num_fewshot``)."""
+
+
+def fewshot_examples(arith_train: list[dict[str, str]], seed: int,
+                     k: int = FEWSHOT_K) -> list[tuple[str, str]]:
+    """Every training problem once, as the last question of a k-shot prompt whose shots are
+    k other training problems (seeded): the evaluation's prompt layout, on training data."""
+    rng = random.Random(f"fewshot-{seed}")
+    out: list[tuple[str, str]] = []
+    for i, problem in enumerate(arith_train):
+        others = rng.sample(range(len(arith_train) - 1), k)
+        shots = [arith_train[j if j < i else j + 1] for j in others]
+        out.append((fewshot_prompt(shots, problem), arith_pair(problem)[1]))
+    return out
+
+
+def poem_questions(poems: list[dict[str, str]], heldout: list[int],
+                   direction: str = "both") -> list[tuple[str, str]]:
+    """The poem question format on the *training* couplets only (held-out ones skipped):
+    ``direction`` "forward" (first line -> second), "backward" or "both"."""
     skip = set(heldout)
     out: list[tuple[str, str]] = []
     for i, p in enumerate(poems):
         if i in skip:
             continue
-        out.append((FORWARD_PROMPT.format(**p), p["second"]))
-        out.append((BACKWARD_PROMPT.format(**p), p["first"]))
+        if direction in ("forward", "both"):
+            out.append((FORWARD_PROMPT.format(**p), p["second"]))
+        if direction in ("backward", "both"):
+            out.append((BACKWARD_PROMPT.format(**p), p["first"]))
+    return out
+
+
+POOLS: Final = ("couplet", "poem", "arith", "fewshot", "sum")
+"""The training pools, one (prompt, answer) list each (see :func:`training_pools`)."""
+
+
+def training_pools(poems: list[dict[str, str]], heldout: list[int],
+                   arith_train: list[dict[str, str]], sums_train: list[dict[str, Any]],
+                   seed: int) -> dict[str, list[tuple[str, str]]]:
+    """(prompt, answer) pairs of every pool; a document is a pair with an empty prompt.
+
+    * ``couplet``: every couplet forwards as a document (the only place held-out couplets
+      occur, and never backwards);
+    * ``poem``: the question format in both directions on the training couplets;
+    * ``arith``: the arithmetic training problems 0-shot (``Question: ...\\nAnswer:`` ->
+      solution); ``fewshot``: the same problems in ``llada_arith``'s 2-shot prompt layout;
+    * ``sum``: the training sum facts in the sum-choice layout.
+
+    No held-out couplet's line, no test problem and no test sum appears in any pool but as
+    the couplet documents (held-out couplets forwards only)."""
+    return {
+        "couplet": [("", couplet_text(p)) for p in poems],
+        "poem": poem_questions(poems, heldout),
+        "arith": [arith_pair(p) for p in arith_train],
+        "fewshot": fewshot_examples(arith_train, seed),
+        "sum": [sum_fact(d["a"], d["b"]) for d in sums_train],
+    }
+
+
+def sft_examples(poems: list[dict[str, str]], heldout: list[int],
+                 arith_train: list[dict[str, str]],
+                 sums_train: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Every (prompt, answer) pair with a non-empty prompt (the question formats): both poem
+    directions on the training couplets, the arithmetic problems, the training sum facts."""
+    out = poem_questions(poems, heldout)
     out += [arith_pair(p) for p in arith_train]
     out += [sum_fact(d["a"], d["b"]) for d in sums_train]
     return out
