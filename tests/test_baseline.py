@@ -2,7 +2,7 @@
 `make eval MODEL=arm-tiny` (as CI's workflow does), in identity mode next to the statistical
 test; identity mode catches a broken sampler; the statistical test catches a deliberately worse
 decoding of the arithmetic on both trained models, on CI's 64 problems (arm-tiny: sampling at
-temperature 3; llada-tiny: random remasking, or a quarter of the steps).
+temperature 3; llada-tiny: sampling at temperature 1).
 
 Fails when a change alters the embedded default's settings or outputs without refreshing
 results/baselines/llada-tiny (the pull-request workflow would then fail for everyone). Nothing
@@ -127,25 +127,27 @@ CI_LLADA_ARGS = "--gen-length 32 --steps 16 --block-length 16 --mc-num 16"  # th
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("regression", "setting"), [
-    pytest.param("--remasking random", "remasking", id="random-remasking"),
-    pytest.param("--steps 4", "steps", id="quarter-of-the-steps"),
-])
-def test_statistical_gate_fails_a_subtle_sampler_regression_on_the_trained_llada(
-        fresh_run: Path, tmp_path: Path, regression: str, setting: str) -> None:
-    """Subtle sampler regressions on CI's own 64 arithmetic problems (``make eval
-    MODEL=llada-tiny``'s documents and settings, one setting changed): random remasking instead
-    of low-confidence, or 4 sampling steps instead of 16 for the 32 answer tokens. Greedy
-    decoding either way, so only which positions are committed when changes. The trained
-    llada-tiny loses enough right answers that the paired test says so; identity mode is off and
-    the setting change allowed, so only the statistical test can fail the task."""
+def test_statistical_gate_fails_a_sampler_regression_on_the_trained_llada(fresh_run: Path,
+                                                                         tmp_path: Path) -> None:
+    """Sampling from the model's distribution (Gumbel noise at temperature 1) instead of greedy
+    decoding, on CI's own 64 arithmetic problems (``make eval MODEL=llada-tiny``'s documents and
+    settings, one setting changed): the trained llada-tiny (about 47% here) loses about 12
+    right answers and gains about 1, and the paired test says so. Identity mode is off and the
+    setting change allowed, so only the statistical test can fail the task.
+
+    Subtler regressions do not move this model's score: random remasking instead of
+    low-confidence changes 25 of the 64 answers' texts but the score by -2 answers, 4 steps
+    instead of 16 by -1 (measured, docs/miniature-study.md): the model is confident enough to
+    settle most answers in one pass (threshold decoding needs 3.5 passes a request). Such a
+    change with unchanged settings (a sampler bug) is caught by identity mode
+    (:func:`test_identity_mode_catches_a_broken_sampler`)."""
     worse = make_eval(tmp_path / "runs", "TASKS=llada_arith",
-                      f"EVAL_ARGS={CI_LLADA_ARGS} {regression}")
+                      f"EVAL_ARGS={CI_LLADA_ARGS} --temperature 1.0")
     row, out = _gate_fails_arith(fresh_run, worse, tmp_path)
     assert float(row.split("|")[3]) > 0.3, row  # a competent model: it has something to lose
     changed = [line.split("|")[1].strip() for line in out.splitlines()
                if line.startswith("| llada_arith.")]
-    assert changed == [f"llada_arith.settings.{setting}"], changed  # nothing else differs
+    assert changed == ["llada_arith.settings.temperature"], changed  # nothing else differs
 
 
 @pytest.mark.slow
