@@ -54,7 +54,7 @@ STUDY_TASKS: tuple[str, ...] = (TRAIN_FORWARD, FORWARD, BACKWARD, ARITH, SUM_CHO
 Z95 = 1.959963984540054
 
 SERIES = (
-    ("training couplets, forward (reference)", "#9aa3b2"),
+    ("training couplets, forward", "#9aa3b2"),
     ("held-out couplets, forward", "#3366cc"),
     ("held-out couplets, backward", "#dc3912"),
 )
