@@ -70,7 +70,8 @@ def test_filter_and_path(capsys, monkeypatch):
     monkeypatch.delenv("EVALSUITE_DATA_DIR", raising=False)
     rows, _ = _rows(capsys, "--filter", "POEM")
     assert set(rows) == {"llada_poem_forward", "llada_poem_backward",
-                         "llada_poem_forward_heldout", "llada_poem_backward_heldout"}
+                         "llada_poem_forward_heldout", "llada_poem_backward_heldout",
+                         "llada_poem_train_forward"}
     assert main(["tasks", "--filter", "arth"]) == 0
     assert "did you mean 'llada_arith'" in capsys.readouterr().out
     assert main(["tasks", "--path"]) == 0
