@@ -17,9 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from evalsuite.report.study import STUDY_TASKS  # the task names the report opens with
+
 ROOT = Path(__file__).resolve().parents[1]
-STUDY_TASKS = ("llada_poem_train_forward", "llada_poem_forward_heldout",
-               "llada_poem_backward_heldout", "llada_arith", "llada_sum_choice")
 SHORT_PAPER_TASKS = ("llada_piqa", "llada_mmlu_anatomy", "llada_humaneval")
 LONG_PAPER_TASKS = ("llada_gsm8k", "llada_math_algebra", "llada_bbh_boolean_expressions")
 RUNS = ((STUDY_TASKS + SHORT_PAPER_TASKS, ()), (LONG_PAPER_TASKS, ("--limit", "1")))
