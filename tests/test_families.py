@@ -9,11 +9,11 @@ import pytest
 from evalsuite.errors import CheckpointError
 from evalsuite.families import FAMILIES, detect_family, read_config
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"
 
 
 def test_llada_checkpoint_is_recognised() -> None:
-    assert detect_family(read_config(SHARED / "golden" / "tiny-llada")).name == "llada"
+    assert detect_family(read_config(GOLDEN / "tiny-llada")).name == "llada"
 
 
 def test_unknown_model_type_names_it_and_the_supported_ones() -> None:
