@@ -9,7 +9,7 @@ import pytest
 from evalsuite.errors import CheckpointError
 from evalsuite.families import FAMILIES, detect_family, read_config
 
-GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"
+from conftest import GOLDEN
 
 
 def test_llada_checkpoint_is_recognised() -> None:
