@@ -230,7 +230,7 @@ def run(args: argparse.Namespace, log: Any = print) -> list[dict[str, Any]]:
     shutil.rmtree(tok_dir, ignore_errors=True)
     tok_dir.mkdir()
     tokenizer.write_tokenizer_files(tok, tok_dir)
-    cfg = TrainConfig(seed=args.seed)
+    cfg = TrainConfig() if args.train_seed is None else TrainConfig(seed=args.train_seed)
     if args.steps is not None:
         cfg = replace(cfg, steps=min(cfg.steps, args.steps))
     stream, vocab = build_stream(data, tok, args.seed), vocab_of(tok)
@@ -284,7 +284,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", type=Path, default=ASSETS,
                     help="output directory for llada-tiny/, arm-tiny/, miniature/ (default: evalsuite/assets)")
     ap.add_argument("--only", choices=["llada", "arm"], help="train one of the two models")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="data seed: the arithmetic and sum splits, the held-out couplets, the "
+                    "2-shot training prompts (default 0: the task files in evalsuite/assets/miniature)")
+    ap.add_argument("--train-seed", type=int,
+                    help="training seed: initial weights, batch order, diffusion masks "
+                    "(default: TrainConfig.seed, the committed checkpoints')")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (the committed logs used 1; more threads oversubscribe a "
                     "busy machine, and the loss values do not depend on it)")
