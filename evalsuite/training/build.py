@@ -230,7 +230,9 @@ def run(args: argparse.Namespace, log: Any = print) -> list[dict[str, Any]]:
     shutil.rmtree(tok_dir, ignore_errors=True)
     tok_dir.mkdir()
     tokenizer.write_tokenizer_files(tok, tok_dir)
-    cfg = TrainConfig() if args.train_seed is None else TrainConfig(seed=args.train_seed)
+    cfg = TrainConfig()
+    if args.train_seed is not None:
+        cfg = replace(cfg, seed=args.train_seed)
     if args.steps is not None:
         cfg = replace(cfg, steps=min(cfg.steps, args.steps))
     stream, vocab = build_stream(data, tok, args.seed), vocab_of(tok)
